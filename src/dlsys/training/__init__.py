@@ -1,0 +1,5 @@
+"""The one training loop every stage uses (see loop.py)."""
+
+from dlsys.training.loop import EpochLog, TensorBatches, fit, train_epoch
+
+__all__ = ["EpochLog", "TensorBatches", "fit", "train_epoch"]
