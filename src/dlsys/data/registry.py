@@ -96,6 +96,7 @@ SPEC_MODULES = {
     "timit_denoise": "dlsys.data.audio.sets",
     "speakers": "dlsys.data.audio.sets",
     "speech_commands": "dlsys.data.audio.sets",
+    "har": "dlsys.data.har",
 }
 
 

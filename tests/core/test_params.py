@@ -1,0 +1,46 @@
+import pytest
+
+from dlsys.core.errors import UserError
+from dlsys.core.params import Params, load_params
+
+
+P = Params({"a": {"n": 3, "lr": 0.1, "flag": True, "name": "x", "ranks": [10, 20, "full"], "bad": "3"}})
+
+
+def test_typed_getters():
+    assert P.int("a.n", lo=1) == 3
+    assert P.float("a.lr", lo=0) == 0.1
+    assert P.float("a.n") == 3.0  # ints are numbers
+    assert P.bool("a.flag") is True
+    assert P.choice("a.name", ["x", "y"]) == "x"
+    assert P.list("a.ranks", int, allow=["full"]) == [10, 20, "full"]
+    assert P.sub("a").int("n") == 3
+
+
+@pytest.mark.parametrize("call, key", [
+    (lambda: P.int("a.bad"), "a.bad"),
+    (lambda: P.int("a.lr"), "a.lr"),
+    (lambda: P.int("a.flag"), "a.flag"),  # bools are not ints
+    (lambda: P.int("a.n", lo=5), "a.n"),
+    (lambda: P.float("a.lr", hi=0.01), "a.lr"),
+    (lambda: P.choice("a.name", ["y"]), "a.name"),
+    (lambda: P.list("a.ranks", int), "a.ranks"),
+    (lambda: P.int("a.missing"), "a.missing"),
+    (lambda: P.sub("a").int("bad"), "a.bad"),
+])
+def test_errors_name_the_key(call, key):
+    with pytest.raises(UserError, match=f"'{key}'"):
+        call()
+
+
+def test_default_used_only_when_missing():
+    assert P.int("a.none", default=7) == 7
+    assert P.int("a.n", default=7) == 3
+
+
+def test_load_params_errors(tmp_path):
+    with pytest.raises(UserError, match="not found"):
+        load_params(tmp_path / "params.yaml")
+    (tmp_path / "params.yaml").write_text("a: [1, 2\n")
+    with pytest.raises(UserError, match="YAML"):
+        load_params(tmp_path / "params.yaml")
