@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # dvc runs stage commands through the shell: make the venv's python the one they find.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install repro test bench report compare clean-venv
+.PHONY: install repro repro-real test bench report compare clean-venv
 
 $(STAMP): requirements.txt constraints.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ install: $(STAMP)
 
 repro: install
 	$(BIN)/dvc repro
+
+# Every course ("seed") setting and every real dataset, as one DVC experiment (needs the real data: README).
+repro-real: install
+	$(BIN)/dvc exp run -n real-data $$($(BIN)/python -m dlsys.core.overlay params-real.yaml)
 
 test: install
 	$(BIN)/python -m pytest -q
