@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import sys
 import time
 from typing import Callable
@@ -30,4 +32,17 @@ def run_stage(main: Callable[[], None], name: str | None = None) -> None:
     except KeyboardInterrupt:
         print("interrupted: no partial outputs were kept", file=sys.stderr)
         sys.exit(130)
-    log.info("%s finished in %.1f s", label, time.perf_counter() - t0)
+    seconds = time.perf_counter() - t0
+    log.info("%s finished in %.1f s", label, seconds)
+    _record_timing(label, seconds)
+
+
+def _record_timing(label: str, seconds: float) -> None:
+    """With DLSYS_TIMINGS=<file>, append this stage's wall time (bench/bench_pipeline.py reads it)."""
+    path = os.environ.get("DLSYS_TIMINGS")
+    if not path:
+        return
+    entry = {"stage": " ".join([label, *sys.argv[1:]]), "script": sys.argv[0], "seconds": round(seconds, 2),
+             "unix_time": round(time.time(), 1)}
+    with open(path, "a") as f:  # one short line per stage: appends are atomic enough
+        f.write(json.dumps(entry) + "\n")
