@@ -14,7 +14,7 @@ import numpy as np
 from dlsys.core.errors import DataFormatError
 from dlsys.core.params import Params
 from dlsys.data.download import extract_tar
-from dlsys.data.registry import DatasetSpec, Download, dataset_source, register
+from dlsys.data.registry import require_raw_dir, DatasetSpec, Download, dataset_source, register
 from dlsys.data.safe_pickle import dump_pickle, load_pickle
 
 SUBDIR = "cifar-10-batches-py"
@@ -65,7 +65,7 @@ def read_meta(path: Path) -> list[str]:
 
 
 def load_cifar10(raw_dir: str | Path = "data/raw/cifar10") -> CifarData:
-    raw_dir = Path(raw_dir)
+    raw_dir = require_raw_dir(raw_dir)
     x_train, y_train, x_test, y_test, names = load_cifar10_arrays(raw_dir)
     return CifarData(x_train, y_train, x_test, y_test, names, dataset_source(raw_dir))
 

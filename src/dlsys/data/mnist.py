@@ -11,7 +11,7 @@ import numpy as np
 from dlsys.core.errors import DataFormatError, UserError
 from dlsys.core.params import Params
 from dlsys.data.idx import read_idx, write_idx
-from dlsys.data.registry import DatasetSpec, Download, dataset_source, register
+from dlsys.data.registry import require_raw_dir, DatasetSpec, Download, dataset_source, register
 from dlsys.data.synth_digits import DigitStyle, make_digit_set, source_split
 
 FILES = {
@@ -42,7 +42,7 @@ class MnistData:
 
 
 def load_mnist(raw_dir: str | Path = "data/raw/mnist") -> MnistData:
-    raw_dir = Path(raw_dir)
+    raw_dir = require_raw_dir(raw_dir)
     arrays = {}
     for key, name in FILES.items():
         images = key.startswith("x")

@@ -120,6 +120,15 @@ def raw_dir(name: str) -> Path:
     return RAW_ROOT / name
 
 
+def require_raw_dir(path: str | Path) -> Path:
+    """The dataset directory, or a clear error saying which stage produces it."""
+    path = Path(path)
+    if not path.is_dir():
+        raise MissingDataError(f"{path}: dataset directory not found; run `dvc repro acquire_{path.name}` "
+                               f"(or see README, 'Datasets')")
+    return path
+
+
 def dataset_source(path: str | Path) -> str:
     """The source ('synthetic' or 'real') recorded by the acquisition stage in `<path>/dataset.json`."""
     meta = Path(path) / "dataset.json"

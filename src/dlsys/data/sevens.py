@@ -17,7 +17,7 @@ import torch
 from dlsys.core.errors import DataFormatError
 from dlsys.core.outputs import write_json
 from dlsys.core.params import Params
-from dlsys.data.registry import CourseFile, DatasetSpec, dataset_source, register
+from dlsys.data.registry import require_raw_dir, CourseFile, DatasetSpec, dataset_source, register
 from dlsys.data.safe_pickle import dump_pickle, load_pickle
 from dlsys.data.synth_digits import SIZE, affine_elastic, make_digit_set, source_split, vary_stroke
 
@@ -52,7 +52,7 @@ def read_sevens_pickle(path: Path) -> np.ndarray:
 
 
 def load_sevens(raw_dir: str | Path = "data/raw/sevens") -> SevensData:
-    raw_dir = Path(raw_dir)
+    raw_dir = require_raw_dir(raw_dir)
     train = read_sevens_pickle(raw_dir / FILES["train"])
     test = read_sevens_pickle(raw_dir / FILES["test"])
     angles_tr = angles_te = None
