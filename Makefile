@@ -34,5 +34,14 @@ bench: install
 bench-pipeline: install
 	$(BIN)/python bench/bench_pipeline.py
 
+# What changed in the workspace against a git revision, drawn offline: reports/compare/README.md + images.
+REV ?= HEAD
+compare: install
+	$(BIN)/python -m dlsys.reporting.compare --rev $(REV) --out reports/compare
+
+# The results page (metrics, plots, audio players), generated from metrics/ and plots/: reports/index.html.
+report: install
+	$(BIN)/python -m dlsys.reporting.report --out reports
+
 clean-venv:
 	rm -rf $(VENV)

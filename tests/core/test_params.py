@@ -44,3 +44,9 @@ def test_load_params_errors(tmp_path):
     (tmp_path / "params.yaml").write_text("a: [1, 2\n")
     with pytest.raises(UserError, match="YAML"):
         load_params(tmp_path / "params.yaml")
+
+
+def test_list_default_item_type_is_numbers():
+    assert Params({"r": [0.5, 2]}).list("r") == [0.5, 2]
+    with pytest.raises(UserError, match="'r'"):
+        Params({"r": ["x"]}).list("r")

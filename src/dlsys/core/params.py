@@ -15,6 +15,8 @@ import yaml
 from dlsys.core.errors import UserError
 
 _MISSING = object()
+# Module level: inside the class body `int`/`float` would name the getter methods.
+_NUMBER = (int, float)
 
 
 def load_params(path: str | Path = "params.yaml") -> "Params":
@@ -94,7 +96,7 @@ class Params:
             raise self._bad(key, "one of " + ", ".join(map(str, choices)), v)
         return v
 
-    def list(self, key: str, item_type: type | tuple = (int, float), min_len: int = 0,
+    def list(self, key: str, item_type: type | tuple = _NUMBER, min_len: int = 0,
              lo: float | None = None, hi: float | None = None, allow: Iterable = ()) -> list:
         """A list whose items are `item_type` (range-checked) or one of the literal values in `allow`."""
         v = self.raw(key)
