@@ -1,0 +1,47 @@
+import torch
+
+from dlsys.models.mlp import MLP, MLPConfig, load_mlp_classifier, save_mlp
+from dlsys.models.mnist_task import random_shift
+
+
+def test_baseline_shape_and_param_count():
+    m = MLP(MLPConfig())
+    assert sum(p.numel() for p in m.parameters()) == 5_012_490
+    assert len(m.hidden_outputs(torch.rand(3, 784))) == 6
+
+
+def test_init_schemes_have_the_stated_scale():
+    g = torch.Generator().manual_seed(0)
+    normal = MLP(MLPConfig(hidden=[512] * 5, init="normal", init_std=0.01), generator=g)
+    he = MLP(MLPConfig(hidden=[512] * 5, init="he"), generator=g)
+    xavier = MLP(MLPConfig(hidden=[512] * 5, init="xavier"), generator=g)
+    w = normal.layers[1].weight.detach()
+    assert abs(float(w.std()) - 0.01) < 5e-4
+    assert abs(float(he.layers[1].weight.std()) - (2 / 512) ** 0.5) < 2e-3
+    assert abs(float(xavier.layers[1].weight.std()) - (2 / 1024) ** 0.5) < 2e-3
+    assert float(he.layers[1].bias.abs().max()) == 0.0
+
+
+def test_saved_classifier_takes_pixels_in_both_shapes(tmp_path):
+    m = MLP(MLPConfig(hidden=[64, 32], dropout_hidden=0.5), generator=torch.Generator().manual_seed(0))
+    save_mlp(m, tmp_path / "mlp.pt")
+    clf = load_mlp_classifier(tmp_path / "mlp.pt")
+    assert not clf.training
+    x = torch.rand(5, 28, 28)
+    out = clf(x)
+    assert out.shape == (5, 10)
+    assert torch.allclose(out, clf(x.reshape(5, 784)))
+    assert torch.allclose(out, m.eval()(x))
+    # normalisation is inside: the logits depend on the pixel scale given
+    assert not torch.allclose(out, clf(x * 255))
+
+
+def test_random_shift_moves_each_image_within_bounds():
+    img = torch.zeros(50, 28, 28)
+    img[:, 14, 14] = 1.0
+    out = random_shift(img.reshape(50, 784), 2, torch.Generator().manual_seed(0)).reshape(50, 28, 28)
+    assert torch.all(out.sum(dim=(1, 2)) == 1.0)
+    pos = out.reshape(50, -1).argmax(1)
+    r, c = pos // 28, pos % 28
+    assert int((r - 14).abs().max()) <= 2 and int((c - 14).abs().max()) <= 2
+    assert len(set(pos.tolist())) > 5  # offsets differ per image
