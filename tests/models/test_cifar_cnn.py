@@ -1,0 +1,60 @@
+"""The tiny CIFAR CNN: the seed's shapes, He init, and the weight transfer for the SSL study."""
+
+import math
+
+import pytest
+import torch
+
+from dlsys.core import Params
+from dlsys.models.cifar_cnn import CifarCNN, build_model, transfer_features
+
+
+def test_architecture_is_the_seeds():
+    m = CifarCNN(10)
+    assert m.conv1.weight.shape == (10, 3, 5, 5) and m.conv1.stride == (1, 1)
+    assert m.conv2.weight.shape == (10, 10, 5, 5)
+    assert m.fc1.weight.shape == (20, 250)  # 10 channels × 5 × 5 after two conv+pool
+    assert m.head.weight.shape == (10, 20)
+    assert m(torch.zeros(4, 3, 32, 32)).shape == (4, 10)
+    assert CifarCNN(3)(torch.zeros(2, 3, 32, 32)).shape == (2, 3)
+
+
+def test_he_initialisation():
+    torch.manual_seed(0)
+    m = CifarCNN(10, channels=(64, 64), hidden=400)  # wide, so the sample std is close to its target
+    for layer in (m.conv1, m.conv2, m.fc1):
+        fan_in = layer.weight[0].numel()
+        assert layer.weight.std().item() == pytest.approx(math.sqrt(2.0 / fan_in), rel=0.08)
+        assert torch.count_nonzero(layer.bias) == 0
+
+
+def test_build_model_reads_params():
+    m = build_model(Params({"model": {"channels": [10, 10], "kernel": 5, "hidden": 20}}).sub("model"), 3)
+    assert m.head.out_features == 3 and m.fc1.out_features == 20
+
+
+def test_transfer_copies_every_layer_but_the_head():
+    torch.manual_seed(0)
+    src = CifarCNN(3)
+    dst = CifarCNN(10)
+    head_before = dst.head.weight.detach().clone()
+    copied = transfer_features(src.state_dict(), dst)
+    assert sorted(copied) == sorted(k for k in src.state_dict() if not k.startswith("head."))
+    for name, t in src.state_dict().items():
+        if name.startswith("head."):
+            continue
+        assert torch.equal(dst.state_dict()[name], t), name
+    assert torch.equal(dst.head.weight, head_before)
+    assert dst.head.weight.shape == (10, 20)
+
+
+def test_parameter_groups_have_the_right_learning_rates():
+    from dlsys.models.cifar_cnn import transfer_param_groups
+
+    m = CifarCNN(10)
+    opt = torch.optim.Adam(transfer_param_groups(m, 1e-5, 1e-3))
+    lrs = {g["name"]: g["lr"] for g in opt.param_groups}
+    assert lrs == {"transferred": 1e-5, "head": 1e-3}
+    by_group = {g["name"]: {id(p) for p in g["params"]} for g in opt.param_groups}
+    assert by_group["head"] == {id(m.head.weight), id(m.head.bias)}
+    assert by_group["transferred"] == {id(p) for n, p in m.named_parameters() if not n.startswith("head.")}
