@@ -1,0 +1,60 @@
+"""Activity recognition on 80×3 accelerometer windows, the lecture's two Keras models in torch.
+
+Dense: three 100-unit dense layers applied to every time step, flatten, linear to the classes
+(68,606 parameters for 80×3 inputs and 6 classes). 1-D CNN: conv 10×100, conv 10×100, max-pool 3,
+conv 10×160, conv 10×160, global average pooling, dropout, linear (520,486 parameters).
+Both return logits; softmax is in the loss.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class DenseHAR(nn.Module):
+    def __init__(self, length: int = 80, channels: int = 3, n_classes: int = 6, hidden: int = 100,
+                 layers: int = 3):
+        super().__init__()
+        blocks: list[nn.Module] = []
+        width = channels
+        for _ in range(layers):
+            blocks += [nn.Linear(width, hidden), nn.ReLU()]
+            width = hidden
+        self.per_step = nn.Sequential(*blocks)
+        self.out = nn.Linear(length * hidden, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, length, channels)
+        return self.out(self.per_step(x).flatten(1))
+
+
+class CNN1dHAR(nn.Module):
+    def __init__(self, channels: int = 3, n_classes: int = 6, kernel: int = 10, filters: tuple = (100, 100, 160, 160),
+                 pool: int = 3, dropout: float = 0.5):
+        super().__init__()
+        f1, f2, f3, f4 = filters
+        self.features = nn.Sequential(
+            nn.Conv1d(channels, f1, kernel), nn.ReLU(),
+            nn.Conv1d(f1, f2, kernel), nn.ReLU(),
+            nn.MaxPool1d(pool),
+            nn.Conv1d(f2, f3, kernel), nn.ReLU(),
+            nn.Conv1d(f3, f4, kernel), nn.ReLU(),
+        )
+        self.drop = nn.Dropout(dropout)
+        self.out = nn.Linear(f4, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, length, channels)
+        h = self.features(x.transpose(1, 2)).mean(dim=2)  # global average pooling over time
+        return self.out(self.drop(h))
+
+
+def build(kind: str, length: int, channels: int, n_classes: int, dropout: float) -> nn.Module:
+    if kind == "dense":
+        return DenseHAR(length, channels, n_classes)
+    if kind == "cnn1d":
+        return CNN1dHAR(channels, n_classes, dropout=dropout)
+    raise ValueError(f"unknown HAR model {kind!r} (dense | cnn1d)")
+
+
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
