@@ -164,7 +164,7 @@ def acquire(name: str, params: Params, seed: int, root: Path = Path(".")) -> dic
             summary = spec.generate(tmp, group, seed)
         else:
             summary = spec.install_real(files, tmp, group)
-        meta = {"name": name, "source": source, "seconds": round(time.perf_counter() - t0, 2), **summary}
+        meta = {"name": name, "source": source, **summary, "seconds": round(time.perf_counter() - t0, 2)}
         write_json(tmp / "dataset.json", meta)
     log.info("%s: %s data written to %s in %.1f s", name, source, out, meta["seconds"])
     return meta

@@ -21,3 +21,15 @@ def snr_db(reference, estimate) -> float:
     if s.shape != e.shape:
         raise ValueError(f"reference and estimate lengths differ: {s.shape} vs {e.shape}")
     return float(10.0 * np.log10((np.sum(s**2) + EPS) / (np.sum((s - e) ** 2) + EPS)))
+
+
+def snr_db_many(reference: torch.Tensor, estimate: torch.Tensor, lengths=None) -> torch.Tensor:
+    """Per-row SNR in dB of (B, T) batches (float64), counting only the first lengths[i] samples of row i."""
+    if reference.shape != estimate.shape:
+        raise ValueError(f"reference and estimate shapes differ: {tuple(reference.shape)} vs {tuple(estimate.shape)}")
+    s = reference.detach().double()
+    e = estimate.detach().double().to(s.device)
+    if lengths is not None:
+        keep = torch.arange(s.shape[-1], device=s.device)[None, :] < torch.as_tensor(lengths, device=s.device)[:, None]
+        s, e = s * keep, e * keep
+    return 10.0 * torch.log10(((s**2).sum(-1) + EPS) / (((s - e) ** 2).sum(-1) + EPS))

@@ -1,0 +1,48 @@
+"""features_denoise: batched STFT of the HW2 denoising files → data/features/denoise/features.pt."""
+
+import logging
+import time
+from pathlib import Path
+
+import torch
+
+from dlsys.core import load_params, resolve_device, save_torch, write_metrics
+from dlsys.core.stage import run_stage
+from dlsys.data.audio.sets import load_denoise
+from dlsys.data.registry import dataset_source
+from dlsys.features.denoise_features import denoise_features
+
+log = logging.getLogger("dlsys.features_denoise")
+RAW = Path("data/raw/denoise")
+OUT = Path("data/features/denoise/features.pt")
+
+
+def main() -> None:
+    p = load_params()
+    n_fft = p.int("denoise.stft.n_fft", lo=16)
+    hop = p.int("denoise.stft.hop", lo=1, hi=n_fft)
+    batch = p.int("denoise.stft.batch_size", lo=1)
+    device = resolve_device(p.choice("device", ["auto", "cpu", "cuda"]))
+    source = dataset_source(RAW)
+    t0 = time.perf_counter()
+    data = load_denoise(RAW)
+    t1 = time.perf_counter()
+    feats = denoise_features(data, n_fft, hop, device, batch)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t2 = time.perf_counter()
+    feats["source"] = source
+    save_torch(feats, OUT)
+    t3 = time.perf_counter()
+    metrics = {"seconds_total": t3 - t0, "seconds_read": t1 - t0, "seconds_stft": t2 - t1,
+               "seconds_write": t3 - t2, "device": device.type, "sr": feats["sr"],
+               "train_frames": int(feats["train_mag_x"].shape[0]), "n_bins": int(feats["train_mag_x"].shape[1]),
+               "test_01_frames": int(feats["test_01_mix"].shape[0]),
+               "test_02_frames": int(feats["test_02_mix"].shape[0])}
+    write_metrics("denoise", "features_denoise", metrics, source)
+    log.info("denoise features: %d training frames, STFT %.2f s on %s", metrics["train_frames"],
+             metrics["seconds_stft"], device)
+
+
+if __name__ == "__main__":
+    run_stage(main, "features_denoise")

@@ -1,0 +1,64 @@
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from dlsys.core.errors import DataFormatError
+from dlsys.features.denoise_features import (InputTransform, chunk_frames, denoise_features, pad_frames,
+                                             split_waves, timit_split_features)
+from dlsys.features.stft import n_frames, stft
+
+
+def _sig(n, seed):
+    return (0.1 * np.random.default_rng(seed).standard_normal(n)).astype(np.float32)
+
+
+def test_timit_split_features_masks_and_layout():
+    lens = [5000, 9000, 3000]
+    s = [_sig(n, i) for i, n in enumerate(lens)]
+    nz = [_sig(n, 10 + i) for i, n in enumerate(lens)]
+    x = [a + b for a, b in zip(s, nz)]
+    f = timit_split_features(x, s, nz, ["a", "b", "c"], 1024, 512, device="cpu", batch_size=2, keep_waves=True)
+    assert f["frames"].tolist() == [n_frames(n, 512) for n in lens]
+    assert f["mag_x"].shape == (sum(f["frames"]), 513) and f["ibm"].dtype == torch.bool
+    second = slice(int(f["frames"][0]), int(f["frames"][:2].sum()))
+    S, N = stft(torch.from_numpy(s[1]), 1024, 512).abs().T, stft(torch.from_numpy(nz[1]), 1024, 512).abs().T
+    assert torch.allclose(f["mag_s"][second], S, atol=1e-5)
+    assert torch.allclose(f["mag_n"][second], N, atol=1e-5)
+    assert torch.equal(f["ibm"], f["mag_s"] > f["mag_n"])
+    padded = pad_frames(f["mag_x"], f["frames"])
+    assert padded.shape == (3, max(f["frames"]), 513) and float(padded[2, int(f["frames"][2]):].abs().sum()) == 0
+    waves = split_waves(f["clean_wave"], f["lengths"])
+    assert torch.equal(waves[1], torch.from_numpy(s[1]))
+
+
+def test_mismatched_lengths_name_the_file():
+    with pytest.raises(DataFormatError, match="trx0001"):
+        timit_split_features([_sig(100, 0), _sig(200, 1)], [_sig(100, 0), _sig(150, 1)], [_sig(100, 0), _sig(200, 1)],
+                             ["trx0000", "trx0001"], 64, 32, device="cpu")
+    d = SimpleNamespace(train_clean=_sig(100, 0), train_dirty=_sig(90, 1), test_01_x=_sig(10, 2),
+                        test_01_s=_sig(10, 3), test_02_x=_sig(10, 4), sr=16000)
+    with pytest.raises(DataFormatError, match="train"):
+        denoise_features(d, 64, 32, "cpu")
+
+
+def test_denoise_features_noise_is_dirty_minus_clean():
+    c, n = _sig(4000, 0), _sig(4000, 1)
+    d = SimpleNamespace(train_clean=c, train_dirty=c + n, test_01_x=_sig(3000, 2) + c[:3000],
+                        test_01_s=c[:3000], test_02_x=_sig(2000, 4), sr=16000)
+    f = denoise_features(d, 256, 128, "cpu")
+    assert torch.allclose(f["train_mag_n"], stft(torch.from_numpy(n), 256, 128).abs().T, atol=1e-5)
+    assert f["test_01_mix"].shape == (n_frames(3000, 128), 129) and f["test_01_mix"].is_complex()
+
+
+def test_chunks_and_transform():
+    flat = torch.arange(10.0)[:, None].repeat(1, 2)
+    pieces, lengths = chunk_frames(flat, torch.tensor([7, 3]), 3)
+    assert lengths.tolist() == [3, 3, 1, 3]
+    assert torch.equal(torch.cat(pieces), flat)
+    assert chunk_frames(flat, torch.tensor([7, 3]), 0)[1].tolist() == [7, 3]
+    mag = torch.rand(50, 4) * 10
+    tf = InputTransform.fit(mag, "log", 1e-4)
+    z = tf(mag)
+    assert torch.allclose(z.mean(0), torch.zeros(4), atol=1e-5) and torch.allclose(z.std(0), torch.ones(4), atol=1e-4)

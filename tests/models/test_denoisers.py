@@ -1,0 +1,65 @@
+import pytest
+import torch
+
+from dlsys.models.denoisers import (CNN1dDenoiser, FCDenoiser, RNNMaskDenoiser, cnn1d_flat_size,
+                                    conv1d_out_len, masked_bce)
+
+
+@pytest.mark.parametrize("conv,pool", [
+    ([[16, 9, 2], [32, 7, 2], [64, 5, 2]], 1),
+    ([[8, 3, 1]], 2),
+    ([[4, 16, 4], [8, 4, 1]], 1),
+    ([[32, 5, 1], [32, 5, 1]], 3),
+])
+def test_cnn_flat_size_matches_forward(conv, pool):
+    model = CNN1dDenoiser(513, conv, pool)
+    feats = model.features(torch.zeros(2, 1, 513))
+    assert feats.shape[1] == conv[-1][0]
+    assert model.flat_size == feats[0].numel() == cnn1d_flat_size(513, conv, pool)
+    out = model(torch.randn(2, 513))
+    assert out.shape == (2, 513) and (out >= 0).all()
+
+
+def test_conv_arithmetic_by_hand():
+    assert conv1d_out_len(513, 9, 2) == 253
+    assert cnn1d_flat_size(513, [[16, 9, 2], [32, 7, 2], [64, 5, 2]], 1) == 64 * 60
+    with pytest.raises(ValueError, match="shrinks"):
+        cnn1d_flat_size(513, [[8, 400, 1], [8, 200, 1]], 1)
+
+
+@pytest.mark.parametrize("act", ["relu", "softplus", "sigmoid"])
+def test_fc_output_non_negative(act):
+    model = FCDenoiser(513, [64, 32], 0.1, act)
+    assert (model(torch.randn(16, 513) * 10) >= 0).all()
+    with pytest.raises(ValueError):
+        FCDenoiser(513, [64], 0.0)
+
+
+def test_masked_bce_ignores_padded_frames():
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 5, 3, generator=gen)
+    target = (torch.rand(2, 5, 3, generator=gen) > 0.5).float()
+    lengths = torch.tensor([5, 2])
+    loss = masked_bce(logits, target, lengths)
+    logits2, target2 = logits.clone(), target.clone()
+    logits2[1, 2:] = 100.0  # garbage in the padding
+    target2[1, 2:] = 0.0
+    assert torch.allclose(masked_bce(logits2, target2, lengths), loss)
+    valid = torch.cat([logits[0], logits[1, :2]]), torch.cat([target[0], target[1, :2]])
+    assert torch.allclose(loss, torch.nn.functional.binary_cross_entropy_with_logits(*valid))
+    # and a change inside the valid frames does change it
+    logits2[1, 1] += 3.0
+    assert not torch.allclose(masked_bce(logits2, target2, lengths), loss)
+
+
+@pytest.mark.parametrize("cell,bidir", [("gru", True), ("lstm", False)])
+def test_rnn_valid_frames_do_not_depend_on_padding(cell, bidir):
+    torch.manual_seed(0)
+    model = RNNMaskDenoiser(513, cell, hidden=16, layers=2, bidirectional=bidir, dropout=0.0).eval()
+    x = torch.randn(1, 7, 513)
+    short = model(x, torch.tensor([7]))
+    padded = torch.cat([x, 5.0 * torch.randn(1, 4, 513)], dim=1)
+    batch = torch.cat([padded, torch.randn(1, 11, 513)])
+    out = model(batch, torch.tensor([7, 11]))
+    assert out.shape == (2, 11, 513)
+    assert torch.allclose(out[0, :7], short[0], atol=1e-5)
