@@ -1,7 +1,7 @@
-"""augment_cifar: seeded validation hold-out and a check figure of the four augmentation versions.
+"""cifar_augment: seeded validation hold-out and a check figure of the four augmentation versions.
 
 The augmented training set itself ([originals; min(1.1x, 1); 0.9x; mirrored], 4 × N) is rebuilt in
-memory by train_cifar with the same `augment_set` (milliseconds on the device) instead of being stored:
+memory by cifar_train with the same `augment_set` (milliseconds on the device) instead of being stored:
 on real data it would be 180,000 float images (2.2 GB) in the DVC cache for nothing.
 """
 
@@ -51,4 +51,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main, "augment_cifar")
+    run_stage(main, "cifar_augment")

@@ -1,4 +1,4 @@
-"""augment_report_cifar: one overlay of baseline vs augmented validation accuracy, and the gain."""
+"""cifar_augment_report: one overlay of baseline vs augmented validation accuracy, and the gain."""
 
 import logging
 
@@ -35,4 +35,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main, "augment_report_cifar")
+    run_stage(main, "cifar_augment_report")

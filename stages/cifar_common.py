@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from dlsys.core.errors import MissingDataError
-from dlsys.core import Params, load_params, resolve_device, seed_everything
+from dlsys.core import Params, load_params, device_from_params, seed_everything
 from dlsys.data.cifar10 import load_cifar10
 from dlsys.features.augment import to_unit
 
@@ -32,7 +32,7 @@ def setup() -> Setup:
     p = load_params()
     seed = p.int("seed", lo=0)
     gen = seed_everything(seed)
-    return Setup(p, resolve_device(p.choice("device", ["auto", "cpu", "cuda"])), gen, seed)
+    return Setup(p, device_from_params(p), gen, seed)
 
 
 def load_unit(device: torch.device):

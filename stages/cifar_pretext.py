@@ -1,4 +1,4 @@
-"""pretext_cifar: the tiny CNN with a 3-way head learns the rotation pretext on the unlabelled images.
+"""cifar_pretext: the tiny CNN with a 3-way head learns the rotation pretext on the unlabelled images.
 
 Every training image but the last `n_labelled` (labels ignored) appears upright (0), upside down (1)
 and rotated 90° counter-clockwise (2). Pretext accuracy is measured on the test images' rotations.
@@ -36,7 +36,7 @@ def main() -> None:
 
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     hist = fit(model, opt, TensorBatches([xp, yp], batch_size, generator=s.generator), cross_entropy, epochs,
-               desc="pretext_cifar", evaluate=lambda m: {"test_rotation_acc": accuracy(m, xt, yt, eval_batch)})
+               desc="cifar_pretext", evaluate=lambda m: {"test_rotation_acc": accuracy(m, xt, yt, eval_batch)})
     save_torch({"state_dict": model.state_dict(), "n_classes": len(PRETEXT_NAMES)},
                f"data/models/{FAMILY}/pretext.pt")
     with atomic_dir(PLOTS_ROOT / FAMILY / "pretext") as tmp:
@@ -52,4 +52,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main, "pretext_cifar")
+    run_stage(main, "cifar_pretext")

@@ -1,4 +1,4 @@
-"""ssl_baseline / ssl_transfer: the tiny CNN on only the last `n_labelled` training images, full batch.
+"""cifar_ssl_baseline / cifar_ssl_transfer: the tiny CNN on only the last `n_labelled` training images, full batch.
 
 baseline: from scratch (He init), Adam at `ssl.lr`.
 transfer: every pretext weight but the head, a new He-initialised 10-way head; Adam with parameter

@@ -1,4 +1,4 @@
-"""train_cifar@{baseline,augmented}: the tiny CNN on the originals or the 4× augmented set, same settings."""
+"""cifar_train@{baseline,augmented}: the tiny CNN on the originals or the 4× augmented set, same settings."""
 
 import argparse
 import logging
@@ -41,7 +41,7 @@ def main() -> None:
 
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     batches = TensorBatches([x_tr, y_tr], batch_size, generator=s.generator)
-    hist = fit(model, opt, batches, cross_entropy, epochs, desc=f"train_cifar@{variant}",
+    hist = fit(model, opt, batches, cross_entropy, epochs, desc=f"cifar_train@{variant}",
                evaluate=lambda m: {"val_acc": accuracy(m, x_va, y_va, eval_batch)}, select="val_acc")
     save_torch({"state_dict": model.state_dict(), "n_classes": 10}, f"data/models/{FAMILY}/{variant}.pt")
     with atomic_dir(PLOTS_ROOT / FAMILY / f"train_{variant}") as tmp:
@@ -59,4 +59,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main, "train_cifar")
+    run_stage(main, "cifar_train")

@@ -9,7 +9,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from dlsys.core import (atomic_dir, load_params, resolve_device, save_torch, seed_everything, write_metrics,
+from dlsys.core import (atomic_dir, load_params, device_from_params, save_torch, seed_everything, write_metrics,
                         write_table_csv)
 from dlsys.core.outputs import PLOTS_ROOT, load_torch
 from dlsys.core.errors import UserError
@@ -52,7 +52,7 @@ def main() -> None:
     kind = ap.parse_args().model
     p = load_params()
     g = p.sub(f"denoise.{kind}")
-    device = resolve_device(p.choice("device", ["auto", "cpu", "cuda"]))
+    device = device_from_params(p)
     gen = seed_everything(p.int("seed", lo=0))
     input_kind = p.choice("denoise.input", ["log", "linear"])
     log_floor = p.float("denoise.log_floor", lo=0.0)

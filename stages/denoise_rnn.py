@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlsys.core import (atomic_dir, load_params, resolve_device, save_torch, seed_everything, write_metrics,
+from dlsys.core import (atomic_dir, load_params, device_from_params, save_torch, seed_everything, write_metrics,
                         write_table_csv)
 from dlsys.core.outputs import PLOTS_ROOT, atomic_path, load_torch
 from dlsys.core.stage import run_stage
@@ -30,7 +30,7 @@ OUTPUTS = Path("data/outputs/timit_denoise")
 def main() -> None:
     p = load_params()
     g = p.sub("denoise.rnn")
-    device = resolve_device(p.choice("device", ["auto", "cpu", "cuda"]))
+    device = device_from_params(p)
     gen = seed_everything(p.int("seed", lo=0))
     input_kind = p.choice("denoise.input", ["log", "linear"])
     log_floor = p.float("denoise.log_floor", lo=0.0)

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import torch
 
-from dlsys.core import load_params, resolve_device, seed_everything, write_metrics, write_table_csv
+from dlsys.core import load_params, device_from_params, seed_everything, write_metrics, write_table_csv
 from dlsys.core.outputs import PLOTS_ROOT, atomic_dir
 from dlsys.core.stage import run_stage
 from dlsys.evaluation.embedding import assigned_top_k, knn_accuracy, pca_2d, silhouette, top_k_per_column, tsne_2d
@@ -46,7 +46,7 @@ def main() -> None:
     q = p.sub("mnist.analyze")
     n, n_units, k = q.int("n_samples", lo=10), q.int("n_units", lo=1), q.int("top_k", lo=1)
     pca_dims, perplexity, knn_k = q.int("pca_dims", lo=0), q.float("tsne_perplexity", lo=1.0), q.int("knn_k", lo=1)
-    device = resolve_device(p.choice("device", ["auto", "cpu", "cuda"]))
+    device = device_from_params(p)
     seed = p.int("seed", lo=0)
     seed_everything(seed)
     data = load_mnist_tensors(device)

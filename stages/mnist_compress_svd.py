@@ -3,7 +3,7 @@
 import logging
 
 from dlsys.compression.factorized import count_params, layer_svds, reconstructed_model, weight_shapes
-from dlsys.core import load_params, resolve_device, seed_everything, write_metrics, write_table_csv
+from dlsys.core import load_params, device_from_params, seed_everything, write_metrics, write_table_csv
 from dlsys.core.outputs import PLOTS_ROOT, atomic_dir
 from dlsys.core.errors import UserError
 from dlsys.core.stage import run_stage
@@ -24,7 +24,7 @@ def main() -> None:
     p = load_params()
     ranks = rank_list(p)
     n_comp = p.int("mnist.compress.n_compressed", lo=1)
-    device = resolve_device(p.choice("device", ["auto", "cpu", "cuda"]))
+    device = device_from_params(p)
     seed_everything(p.int("seed", lo=0))
     data = load_mnist_tensors(device)
     model = load_mlp(MODEL_PATH, device).eval()

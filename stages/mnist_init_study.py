@@ -11,7 +11,7 @@ import math
 import torch
 from torch.nn import functional as F
 
-from dlsys.core import load_params, resolve_device, seed_everything, write_metrics, write_table_csv
+from dlsys.core import load_params, device_from_params, seed_everything, write_metrics, write_table_csv
 from dlsys.core.outputs import PLOTS_ROOT, atomic_dir
 from dlsys.core.stage import run_stage
 from dlsys.models.mlp import MLP, MLPConfig
@@ -78,7 +78,7 @@ def main() -> None:
     every = q.int("log_every", lo=1)
     tc = TrainConfig(optimizer=opt_name, lr=q.float(f"{opt_name}.lr", lo=0.0), epochs=q.int("epochs", lo=1),
                      batch_size=q.int("batch_size", lo=1))
-    device = resolve_device(p.choice("device", ["auto", "cpu", "cuda"]))
+    device = device_from_params(p)
     seed = p.int("seed", lo=0)
     seed_everything(seed)
     data = load_mnist_tensors(device)

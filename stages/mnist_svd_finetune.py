@@ -7,7 +7,7 @@ import torch
 
 from dlsys.compression.factorized import (count_params, factorized_model, layer_svds, reconstructed_model,
                                           weight_shapes)
-from dlsys.core import load_params, resolve_device, save_torch, seed_everything, write_metrics, write_table_csv
+from dlsys.core import load_params, device_from_params, save_torch, seed_everything, write_metrics, write_table_csv
 from dlsys.core.outputs import PLOTS_ROOT, atomic_dir
 from dlsys.core.stage import run_stage
 from dlsys.models.mlp import load_mlp
@@ -24,7 +24,7 @@ def main() -> None:
     rank = p.int("svd.rank", lo=1)
     n_comp = p.int("mnist.compress.n_compressed", lo=1, hi=5)
     tc = TrainConfig.from_params(p.sub("mnist.finetune"))
-    device = resolve_device(p.choice("device", ["auto", "cpu", "cuda"]))
+    device = device_from_params(p)
     gen = seed_everything(p.int("seed", lo=0))
     data = load_mnist_tensors(device)
     base = load_mlp(MODEL_PATH, device).eval()

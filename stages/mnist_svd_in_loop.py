@@ -12,7 +12,7 @@ import time
 
 from dlsys.compression.factorized import dense_model, projected_model, reconstructed_model, layer_svds
 from dlsys.compression.svd import projection_error, truncated_svd
-from dlsys.core import load_params, resolve_device, seed_everything, write_metrics, write_table_csv
+from dlsys.core import load_params, device_from_params, seed_everything, write_metrics, write_table_csv
 from dlsys.core.outputs import PLOTS_ROOT, atomic_dir
 from dlsys.core.stage import run_stage
 from dlsys.models.mlp import load_mlp, save_mlp
@@ -51,7 +51,7 @@ def main() -> None:
     oversample = q.int("oversample", lo=0)
     power_iters = q.int("power_iters", lo=1)
     timing_epochs = q.int("timing_epochs", lo=1)
-    device = resolve_device(p.choice("device", ["auto", "cpu", "cuda"]))
+    device = device_from_params(p)
     seed = p.int("seed", lo=0)
     gen = seed_everything(seed)
     data = load_mnist_tensors(device)

@@ -2,7 +2,7 @@
 
 import logging
 
-from dlsys.core import load_params, resolve_device, seed_everything, write_metrics, write_table_csv
+from dlsys.core import load_params, device_from_params, seed_everything, write_metrics, write_table_csv
 from dlsys.core.outputs import PLOTS_ROOT, atomic_dir
 from dlsys.core.stage import run_stage
 from dlsys.models.mlp import MLP, config_from_params, save_mlp
@@ -16,7 +16,7 @@ def main() -> None:
     p = load_params()
     cfg = config_from_params(p.sub("mnist.mlp"))
     tc = TrainConfig.from_params(p.sub("mnist.train"))
-    device = resolve_device(p.choice("device", ["auto", "cpu", "cuda"]))
+    device = device_from_params(p)
     gen = seed_everything(p.int("seed", lo=0))
     data = load_mnist_tensors(device)
 

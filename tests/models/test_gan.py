@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from dlsys.models.gan import (Discriminator, Generator, balanced_labels, centre_patch, one_hot, patch_penalty,
-                              to_tanh_range, to_unit_range)
+                              to_tanh_range, to_unit_range, wrong_labels)
 
 
 def _linear_sizes(module):
@@ -38,6 +38,16 @@ def test_balanced_labels(n):
     assert counts.max() - counts.min() <= 1
     if n >= 10:
         assert (counts >= n // 10).all()
+
+
+def test_wrong_labels_are_never_right_and_cover_every_other_class():
+    labels = torch.arange(10).repeat_interleave(900)
+    wrong = wrong_labels(labels, 10, torch.Generator().manual_seed(0))
+    assert wrong.shape == labels.shape and not (wrong == labels).any()
+    assert wrong.min() >= 0 and wrong.max() <= 9
+    for k in range(10):  # uniform over the 9 others: 100 expected each
+        counts = torch.bincount(wrong[labels == k], minlength=10)
+        assert counts[k] == 0 and counts[torch.arange(10) != k].min() > 60
 
 
 def test_centre_patch_is_the_9_to_19_slice():

@@ -14,7 +14,7 @@ def test_cifar_family_tiny_end_to_end(repo_copy):
         "cifar.pretext.epochs": 1, "cifar.pretext.batch_size": 64,
         "cifar.ssl.n_labelled": 40, "cifar.ssl.epochs": 30, "cifar.ssl.eval_every": 10, "cifar.eval_batch": 64,
     })
-    repo_copy.dvc("repro", "augment_report_cifar", "ssl_transfer")
+    repo_copy.dvc("repro", "cifar_augment_report", "cifar_ssl_transfer")
     root = repo_copy.path
     m = {name: json.loads((root / "metrics" / "cifar" / f"{name}.json").read_text())
          for name in ("augment", "train_baseline", "train_augmented", "augment_compare", "pretext",
@@ -39,5 +39,5 @@ def test_cifar_family_tiny_end_to_end(repo_copy):
     d_base = (base["conv1.weight"] - pre["conv1.weight"]).abs().max().item()
     assert d_tra < 0.01 < d_base
     # A second repro does nothing.
-    out = repo_copy.dvc("repro", "augment_report_cifar", "ssl_transfer").stdout
+    out = repo_copy.dvc("repro", "cifar_augment_report", "cifar_ssl_transfer").stdout
     assert "didn't change" in out or "up to date" in out.lower()

@@ -19,7 +19,7 @@ TINY_MODELS = {
     "denoise.rnn.epochs": 2, "denoise.rnn.hidden": 16, "denoise.rnn.layers": 1, "denoise.rnn.t_trunc": 20,
 }
 STAGES = [("stages/acquire.py", "denoise"), ("stages/acquire.py", "timit_denoise"),
-          ("stages/features_denoise.py",), ("stages/features_timit.py",), ("stages/denoise_frame.py", "fc"),
+          ("stages/denoise_features.py",), ("stages/denoise_features_timit.py",), ("stages/denoise_frame.py", "fc"),
           ("stages/denoise_frame.py", "cnn1d"), ("stages/denoise_rnn.py",), ("stages/denoise_compare.py",)]
 
 

@@ -17,22 +17,23 @@ TINY = {
 @pytest.mark.slow
 def test_generative_family_end_to_end(repo_copy):
     repo_copy.set_params(TINY)
-    repo_copy.dvc("repro", "train_vae", "train_cgan", "train_imputer")
+    repo_copy.dvc("repro", "generative_vae", "generative_cgan", "generative_imputer")
     m = lambda step: json.loads((repo_copy.path / "metrics/generative" / f"{step}.json").read_text())  # noqa: E731
-    vae = m("train_vae")
+    vae = m("vae")
     assert vae["data_source"] == "synthetic" and vae["epochs_run"] == 2
     assert len(vae["rho_per_dim"]) == 4 and vae["rotation_abs_rho"] == max(abs(r) for r in vae["rho_per_dim"])
     assert vae["angle_source"].startswith("sidecar")
     plots = repo_copy.path / "plots/generative"
-    assert sorted(p.name for p in (plots / "train_vae/traversals").iterdir()) == [f"dim{k}.png" for k in range(4)]
-    cgan = m("train_cgan")
+    assert sorted(p.name for p in (plots / "vae/traversals").iterdir()) == [f"dim{k}.png" for k in range(4)]
+    cgan = m("cgan")
     assert cgan["n_generated"] == 200 and set(cgan["per_class_consistency"]) == {str(k) for k in range(10)}
     assert 0 <= cgan["class_consistency"] <= 1 and cgan["epochs_run"] == 2
-    assert (plots / "train_cgan/samples.png").exists() and (plots / "train_cgan/class_consistency.csv").exists()
+    assert cgan["mismatch_weight"] > 0 and 0 <= cgan["d_acc_mismatch"] <= 1
+    assert (plots / "cgan/samples.png").exists() and (plots / "cgan/class_consistency.csv").exists()
     for lam in ("0", "0.1", "10"):
-        imp = m(f"train_imputer_lam{lam}")
+        imp = m(f"imputer_lam{lam}")
         assert imp["lambda"] == float(lam) and 0 <= imp["label_fraction"] <= 1 and imp["centre_patch_mse"] >= 0
-        assert (plots / f"train_imputer_lam{lam}/samples.png").exists()
+        assert (plots / f"imputer_lam{lam}/samples.png").exists()
     # a bad λ is a one-line user error
-    bad = repo_copy.stage("stages/train_imputer.py", "--lam", "abc", check=False)
+    bad = repo_copy.stage("stages/generative_imputer.py", "--lam", "abc", check=False)
     assert bad.returncode == 2 and "--lam must be a number" in bad.stderr

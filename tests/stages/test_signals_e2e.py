@@ -57,13 +57,13 @@ def _metrics(repo, name: str) -> dict:
 def test_har_matrix_via_dvc(repo_copy):
     repo_copy.set_params({"data.har.n_users": 5, "data.har.seconds_per_user": 60, "har.first_test_subject": 5,
                           "har.epochs": 2, "har.batch_size": 64})
-    repo_copy.dvc("repro", "train_har")
+    repo_copy.dvc("repro", "signals_har")
     expected = {"dense": 68_606, "cnn1d": 520_486}
     for kind, n_params in expected.items():
-        m = _metrics(repo_copy, f"train_har_{kind}")
+        m = _metrics(repo_copy, f"har_{kind}")
         assert m["data_source"] == "synthetic" and m["params"] == n_params
         assert 0.0 <= m["accuracy"] <= 1.0 and m["test_windows"] > 0
-        plots = repo_copy.path / f"plots/signals/train_har_{kind}"
+        plots = repo_copy.path / f"plots/signals/har_{kind}"
         rows = list(csv.DictReader(open(plots / "confusion.csv")))
         assert len(rows) == m["test_windows"]
         assert (plots / "confusion.png").stat().st_size > 0
@@ -74,15 +74,15 @@ def test_speaker_verification_stages(repo_copy):
     _speakers(repo_copy.path)
     repo_copy.set_params({"speaker.hidden": 16, "speaker.embedding": 8, "speaker.epochs": 3,
                           "speaker.pairs_per_speaker": 12})
-    repo_copy.stage("stages/speaker_pairs.py")
-    repo_copy.stage("stages/train_siamese.py")
-    m = _metrics(repo_copy, "train_siamese")
+    repo_copy.stage("stages/signals_speaker_pairs.py")
+    repo_copy.stage("stages/signals_siamese.py")
+    m = _metrics(repo_copy, "siamese")
     assert m["data_source"] == "synthetic"
     assert m["test_pairs"] == 3 * 2 * 12 and m["train_speakers"] == 6 and m["test_speakers"] == 3
     for key in ("test_accuracy", "eer", "roc_auc"):
         assert 0.0 <= m[key] <= 1.0
     assert m["cpu_seconds"] > 0
-    plots = repo_copy.path / "plots/signals/train_siamese"
+    plots = repo_copy.path / "plots/signals/siamese"
     roc = list(csv.DictReader(open(plots / "roc.csv")))
     assert float(roc[0]["fpr"]) == 0 and float(roc[-1]["tpr"]) == 1
     assert (plots / "verification.png").exists()
@@ -92,9 +92,9 @@ def test_keyword_spotting_stages(repo_copy):
     _speech_commands(repo_copy.path)
     repo_copy.set_params({"kws.train.epochs": 3, "kws.train.batch_size": 16, "kws.train.lr_drop_epoch": 2,
                           "kws.background_fraction": 0.5})
-    repo_copy.stage("stages/features_kws.py")
-    repo_copy.stage("stages/train_kws.py")
-    m = _metrics(repo_copy, "train_kws")
+    repo_copy.stage("stages/signals_kws_features.py")
+    repo_copy.stage("stages/signals_kws.py")
+    m = _metrics(repo_copy, "kws")
     assert m["data_source"] == "synthetic"
     # 11 words × 1 test clip + round(0.5 × 11) background clips
     assert m["test_clips"] == 11 + 6
@@ -104,5 +104,5 @@ def test_keyword_spotting_stages(repo_copy):
     w = m["class_weights"]
     assert w["yes"] == pytest.approx(w["unknown"])
     assert w["background"] / w["yes"] == pytest.approx(4 / 22)
-    rows = list(csv.DictReader(open(repo_copy.path / "plots/signals/train_kws/confusion.csv")))
+    rows = list(csv.DictReader(open(repo_copy.path / "plots/signals/kws/confusion.csv")))
     assert len(rows) == m["test_clips"] and set(rows[0]) == {"actual", "predicted"}

@@ -2,7 +2,7 @@
 
 from dlsys.core.errors import UserError
 from dlsys.core.params import Params, load_params
-from dlsys.core.device import resolve_device
+from dlsys.core.device import device_from_params, resolve_device
 from dlsys.core.seed import seed_everything
 from dlsys.core.outputs import (
     atomic_dir,
@@ -18,6 +18,7 @@ __all__ = [
     "UserError",
     "Params",
     "load_params",
+    "device_from_params",
     "resolve_device",
     "seed_everything",
     "atomic_dir",

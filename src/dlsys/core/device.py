@@ -10,6 +10,8 @@ from dlsys.core.errors import UserError
 
 log = logging.getLogger(__name__)
 
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
+
 
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
@@ -27,3 +29,8 @@ def resolve_device(name: str) -> torch.device:
         torch.backends.cudnn.benchmark = True
     log.info("device: %s", dev)
     return dev
+
+
+def device_from_params(p) -> torch.device:
+    """The device named by the top-level `device` param (validated, naming the key on error)."""
+    return resolve_device(p.choice("device", list(DEVICE_CHOICES)))

@@ -19,6 +19,12 @@ from dlsys.evaluation.reconstruct import ideal_binary_mask
 from dlsys.features.stft import stft_many
 
 
+def stft_settings(p) -> tuple[int, int, int]:
+    """(n_fft, hop, files per STFT batch) from the `denoise.stft` params, validated."""
+    n_fft = p.int("denoise.stft.n_fft", lo=16)
+    return n_fft, p.int("denoise.stft.hop", lo=1, hi=n_fft), p.int("denoise.stft.batch_size", lo=1)
+
+
 def _check_pair(a: np.ndarray, b: np.ndarray, what: str) -> None:
     if len(a) != len(b):
         raise DataFormatError(f"{what}: lengths differ ({len(a)} vs {len(b)} samples); mixture and source must align")

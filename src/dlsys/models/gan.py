@@ -73,6 +73,14 @@ def balanced_labels(n: int, n_classes: int = 10, generator: torch.Generator | No
     return labels[torch.randperm(n, generator=generator)].to(device)
 
 
+def wrong_labels(labels: torch.Tensor, n_classes: int = 10, generator: torch.Generator | None = None
+                 ) -> torch.Tensor:
+    """For each label, a different label drawn uniformly from the other n_classes − 1 (for the
+    matching-aware discriminator: real images shown with a wrong condition)."""
+    shift = torch.randint(1, n_classes, labels.shape, generator=generator).to(labels.device)
+    return (labels + shift) % n_classes
+
+
 def to_tanh_range(x01: torch.Tensor) -> torch.Tensor:
     return x01 * 2.0 - 1.0
 

@@ -1,7 +1,8 @@
 """One explicit adversarial loop (the shared `fit` does one optimiser per step; a GAN needs two).
 
-Per batch of B real images: the discriminator sees the B reals (target 1) and B fakes (target 0);
-then the generator is updated to make the discriminator call its fakes real (non-saturating loss),
+Per batch of B real images: the discriminator sees the B reals (target 1) and B fakes (target 0),
+optionally also the B reals paired with a wrong condition (target 0, weighted: the matching-aware
+discriminator of Reed et al., 2016, which must check that image and label agree); then the generator is updated to make the discriminator call its fakes real (non-saturating loss),
 plus an optional penalty (the imputer's λ·MSE). Batches come from the shared `TensorBatches`.
 A NaN/inf loss stops training and is recorded in the returned `EpochLog`, never raised.
 """
@@ -29,10 +30,13 @@ FakeFn = Callable[[Sequence[torch.Tensor]], tuple[torch.Tensor, torch.Tensor | N
 
 def train_gan(generator: torch.nn.Module, discriminator: torch.nn.Module, opt_g: torch.optim.Optimizer,
               opt_d: torch.optim.Optimizer, batches, real: RealFn, fake: FakeFn, epochs: int,
-              evaluate: Callable[[], dict] | None = None, desc: str = "gan") -> EpochLog:
+              evaluate: Callable[[], dict] | None = None, desc: str = "gan",
+              mismatched: RealFn | None = None, mismatch_weight: float = 0.0) -> EpochLog:
     """Alternate D and G steps for `epochs`. Each row: d_loss, g_loss (adversarial part), g_penalty,
     d_acc_real / d_acc_fake (the discriminator's accuracy on the reals and fakes of its own steps),
+    d_acc_mismatch when `mismatched(batch)` (reals with a wrong condition) is given with a weight > 0,
     plus whatever `evaluate()` returns (called in eval mode, without gradients)."""
+    use_mismatch = mismatched is not None and mismatch_weight > 0
     history = EpochLog()
     t0 = time.perf_counter()
     bar = tqdm(range(1, epochs + 1), desc=desc, leave=False, mininterval=1.0)
@@ -40,7 +44,7 @@ def train_gan(generator: torch.nn.Module, discriminator: torch.nn.Module, opt_g:
         te = time.perf_counter()
         generator.train()
         discriminator.train()
-        sums = None  # d_loss, g_loss, g_penalty, real correct, fake correct (on the device)
+        sums = None  # d_loss, g_loss, g_penalty, real / fake / mismatch correct (on the device)
         count, diverged = 0, False
         for batch in batches:
             x_real, c_real = real(batch)
@@ -50,8 +54,13 @@ def train_gan(generator: torch.nn.Module, discriminator: torch.nn.Module, opt_g:
             opt_d.zero_grad(set_to_none=True)
             logit_real = discriminator(x_real, c_real)
             logit_fake = discriminator(x_fake.detach(), c_fake)
-            d_loss = 0.5 * (F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real))
-                            + F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake)))
+            d_sum = (F.binary_cross_entropy_with_logits(logit_real, torch.ones_like(logit_real))
+                     + F.binary_cross_entropy_with_logits(logit_fake, torch.zeros_like(logit_fake)))
+            if use_mismatch:
+                logit_wrong = discriminator(*mismatched(batch))
+                d_sum = d_sum + mismatch_weight * F.binary_cross_entropy_with_logits(
+                    logit_wrong, torch.zeros_like(logit_wrong))
+            d_loss = 0.5 * d_sum
             if not torch.isfinite(d_loss):
                 diverged = True
                 break
@@ -72,7 +81,9 @@ def train_gan(generator: torch.nn.Module, discriminator: torch.nn.Module, opt_g:
                 pen = penalty.detach() if penalty is not None else torch.zeros_like(g_adv)
                 step = torch.stack([d_loss.detach() * n, g_adv.detach() * n, pen * n,
                                     (logit_real > 0).sum().to(d_loss.dtype),
-                                    (logit_fake < 0).sum().to(d_loss.dtype)]).double()
+                                    (logit_fake < 0).sum().to(d_loss.dtype),
+                                    (logit_wrong < 0).sum().to(d_loss.dtype) if use_mismatch
+                                    else torch.zeros_like(d_loss)]).double()
                 sums = step if sums is None else sums + step
             count += n
         row: dict = {"epoch": epoch, "epoch_seconds": time.perf_counter() - te}
@@ -82,8 +93,10 @@ def train_gan(generator: torch.nn.Module, discriminator: torch.nn.Module, opt_g:
             history.rows.append(row)
             log.warning("%s diverged at epoch %d (non-finite loss); recorded, stopping this run", desc, epoch)
             break
-        s = (sums / max(count, 1)).tolist() if sums is not None else [math.nan] * 5
+        s = (sums / max(count, 1)).tolist() if sums is not None else [math.nan] * 6
         row.update(d_loss=s[0], g_loss=s[1], g_penalty=s[2], d_acc_real=s[3], d_acc_fake=s[4])
+        if use_mismatch:
+            row["d_acc_mismatch"] = s[5]
         if evaluate is not None:
             generator.eval()
             discriminator.eval()

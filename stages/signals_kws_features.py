@@ -1,11 +1,11 @@
-"""features_kws: log-mel features of every Speech Commands clip (10 commands + unknown + background)."""
+"""signals_kws_features: log-mel features of every Speech Commands clip (10 commands + unknown + background)."""
 
 import logging
 
 import numpy as np
 import torch
 
-from dlsys.core import load_params, resolve_device, save_torch, seed_everything
+from dlsys.core import load_params, device_from_params, save_torch, seed_everything
 from dlsys.core.errors import DataFormatError
 from dlsys.core.stage import run_stage
 from dlsys.data.audio.sets import load_speech_commands
@@ -13,7 +13,7 @@ from dlsys.data.wav import read_wav
 from dlsys.features.logmel import LogMel, fit_length, logmel_batched
 from tqdm.auto import tqdm
 
-log = logging.getLogger("dlsys.features_kws")
+log = logging.getLogger("dlsys.signals_kws_features")
 OUT = "data/features/signals/kws.pt"
 SPLITS = ("train", "validation", "testing")
 UNKNOWN, BACKGROUND = "unknown", "background"
@@ -54,7 +54,7 @@ def main() -> None:
     extractor = LogMel(sr=sr, n_fft=f.int("n_fft", lo=16), frame=int(round(f.float("frame_ms", lo=1) * sr / 1000)),
                        hop=int(round(f.float("hop_ms", lo=1) * sr / 1000)), n_mels=f.int("n_mels", lo=1),
                        fmin=f.float("fmin", lo=0), fmax=f.float("fmax", lo=0), eps=f.float("eps", lo=0))
-    device = resolve_device(p.choice("device", ["auto", "cpu", "cuda"]))
+    device = device_from_params(p)
     seed_everything(p.int("seed", lo=0))
     rng = np.random.default_rng(p.int("seed", lo=0))
 
@@ -84,4 +84,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main, "features_kws")
+    run_stage(main, "signals_kws_features")

@@ -1,8 +1,8 @@
-"""train_vae: a K-unit VAE on the rotated sevens, latent traversals, and which unit encodes rotation.
+"""generative_vae: a K-unit VAE on the rotated sevens, latent traversals, and which unit encodes rotation.
 
-Outputs: data/models/generative/vae.pt, metrics/generative/train_vae.json (BCE and KL per epoch,
+Outputs: data/models/generative/vae.pt, metrics/generative/vae.json (BCE and KL per epoch,
 the dimension whose latent mean has the largest |Spearman ρ| with the rotation angle on the test
-sevens), plots/generative/train_vae/ (loss curves, one traversal figure per dimension and a combined
+sevens), plots/generative/vae/ (loss curves, one traversal figure per dimension and a combined
 one, latent mean vs angle). Angles: the synthetic sidecar's true rotation; for real data each image's
 principal-axis angle from its pixel moments.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dlsys.core import (UserError, atomic_dir, load_params, resolve_device, save_torch, seed_everything, write_metrics,
+from dlsys.core import (UserError, atomic_dir, load_params, device_from_params, save_torch, seed_everything, write_metrics,
                         write_table_csv)
 from dlsys.core.outputs import PLOTS_ROOT
 from dlsys.core.stage import run_stage
@@ -23,10 +23,10 @@ from dlsys.models.vae import VAE, reconstruction_bce, kl_divergence, traversal_c
 from dlsys.plots import image_grid, new_figure, save_figure, titled
 from dlsys.training import TensorBatches, fit
 
-log = logging.getLogger("dlsys.train_vae")
+log = logging.getLogger("dlsys.generative_vae")
 RAW = Path("data/raw/sevens")
 MODEL = Path("data/models/generative/vae.pt")
-FAMILY, STEP = "generative", "train_vae"
+FAMILY, STEP = "generative", "vae"
 
 
 @torch.no_grad()
@@ -42,7 +42,7 @@ def evaluate(model: VAE, x: torch.Tensor, batch_size: int) -> dict:
 
 def main() -> None:
     p = load_params()
-    device = resolve_device(p.choice("device", ["auto", "cpu", "cuda"]))
+    device = device_from_params(p)
     gen = seed_everything(p.int("seed", lo=0))
     v = p.sub("vae")
     latent_dim = v.int("latent_dim", lo=1, hi=4)  # the issue: K < 5
@@ -162,4 +162,4 @@ def plot_latent_vs_angle(mu, angles, effect, angle_source, out: Path, source: st
 
 
 if __name__ == "__main__":
-    run_stage(main, "train_vae")
+    run_stage(main, "generative_vae")

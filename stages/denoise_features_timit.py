@@ -1,4 +1,4 @@
-"""features_timit: batched STFT of the timit mixtures, sources and noises, plus ideal binary masks.
+"""denoise_features_timit: batched STFT of the timit mixtures, sources and noises, plus ideal binary masks.
 
 Writes data/features/timit_denoise/{tr,v,te}.pt: frame-major magnitudes |X|, |S|, |N|, masks
 M = 1[|S| > |N|], complex mixtures for the splits that are reconstructed (v, te), and the v waveforms.
@@ -10,23 +10,21 @@ from pathlib import Path
 
 import torch
 
-from dlsys.core import atomic_dir, load_params, resolve_device, save_torch, write_metrics
+from dlsys.core import atomic_dir, load_params, device_from_params, save_torch, write_metrics
 from dlsys.core.stage import run_stage
 from dlsys.data.audio.sets import load_timit
 from dlsys.data.registry import dataset_source
-from dlsys.features.denoise_features import timit_split_features
+from dlsys.features.denoise_features import stft_settings, timit_split_features
 
-log = logging.getLogger("dlsys.features_timit")
+log = logging.getLogger("dlsys.denoise_features_timit")
 RAW = Path("data/raw/timit_denoise")
 OUT = Path("data/features/timit_denoise")
 
 
 def main() -> None:
     p = load_params()
-    n_fft = p.int("denoise.stft.n_fft", lo=16)
-    hop = p.int("denoise.stft.hop", lo=1, hi=n_fft)
-    batch = p.int("denoise.stft.batch_size", lo=1)
-    device = resolve_device(p.choice("device", ["auto", "cpu", "cuda"]))
+    n_fft, hop, batch = stft_settings(p)
+    device = device_from_params(p)
     source = dataset_source(RAW)
     t0 = time.perf_counter()
     d = load_timit(RAW)
@@ -57,4 +55,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main, "features_timit")
+    run_stage(main, "denoise_features_timit")

@@ -1,4 +1,4 @@
-"""features_denoise: batched STFT of the HW2 denoising files → data/features/denoise/features.pt."""
+"""denoise_features: batched STFT of the HW2 denoising files → data/features/denoise/features.pt."""
 
 import logging
 import time
@@ -6,23 +6,21 @@ from pathlib import Path
 
 import torch
 
-from dlsys.core import load_params, resolve_device, save_torch, write_metrics
+from dlsys.core import load_params, device_from_params, save_torch, write_metrics
 from dlsys.core.stage import run_stage
 from dlsys.data.audio.sets import load_denoise
 from dlsys.data.registry import dataset_source
-from dlsys.features.denoise_features import denoise_features
+from dlsys.features.denoise_features import denoise_features, stft_settings
 
-log = logging.getLogger("dlsys.features_denoise")
+log = logging.getLogger("dlsys.denoise_features")
 RAW = Path("data/raw/denoise")
 OUT = Path("data/features/denoise/features.pt")
 
 
 def main() -> None:
     p = load_params()
-    n_fft = p.int("denoise.stft.n_fft", lo=16)
-    hop = p.int("denoise.stft.hop", lo=1, hi=n_fft)
-    batch = p.int("denoise.stft.batch_size", lo=1)
-    device = resolve_device(p.choice("device", ["auto", "cpu", "cuda"]))
+    n_fft, hop, batch = stft_settings(p)
+    device = device_from_params(p)
     source = dataset_source(RAW)
     t0 = time.perf_counter()
     data = load_denoise(RAW)
@@ -39,10 +37,10 @@ def main() -> None:
                "train_frames": int(feats["train_mag_x"].shape[0]), "n_bins": int(feats["train_mag_x"].shape[1]),
                "test_01_frames": int(feats["test_01_mix"].shape[0]),
                "test_02_frames": int(feats["test_02_mix"].shape[0])}
-    write_metrics("denoise", "features_denoise", metrics, source)
+    write_metrics("denoise", "features", metrics, source)
     log.info("denoise features: %d training frames, STFT %.2f s on %s", metrics["train_frames"],
              metrics["seconds_stft"], device)
 
 
 if __name__ == "__main__":
-    run_stage(main, "features_denoise")
+    run_stage(main, "denoise_features")

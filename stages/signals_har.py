@@ -1,4 +1,4 @@
-"""train_har: the lecture's dense net or 1-D CNN on WISDM accelerometer windows, subject-disjoint test."""
+"""signals_har: the lecture's dense net or 1-D CNN on WISDM accelerometer windows, subject-disjoint test."""
 
 import argparse
 import logging
@@ -6,7 +6,7 @@ import logging
 import numpy as np
 import torch
 
-from dlsys.core import load_params, resolve_device, save_torch, seed_everything, write_metrics, write_table_csv
+from dlsys.core import load_params, device_from_params, save_torch, seed_everything, write_metrics, write_table_csv
 from dlsys.core.outputs import PLOTS_ROOT, atomic_dir
 from dlsys.core.stage import run_stage
 from dlsys.core.errors import UserError
@@ -18,7 +18,7 @@ from dlsys.models.har import build, n_params
 from dlsys.plots import new_figure, save_figure, titled
 from dlsys.training import TensorBatches, fit
 
-log = logging.getLogger("dlsys.train_har")
+log = logging.getLogger("dlsys.signals_har")
 FAMILY = "signals"
 
 
@@ -32,7 +32,7 @@ def main() -> None:
     first_test = h.int("first_test_subject", lo=1)
     epochs, batch = h.int("epochs", lo=1), h.int("batch_size", lo=1)
     lr, dropout = h.float("lr", lo=0), h.float("dropout", lo=0, hi=1)
-    device = resolve_device(p.choice("device", ["auto", "cpu", "cuda"]))
+    device = device_from_params(p)
     gen = seed_everything(p.int("seed", lo=0))
 
     raw = raw_dir("har")
@@ -73,7 +73,7 @@ def main() -> None:
     }
     save_torch({"model": kind, "state_dict": model.state_dict(), "mean": torch.from_numpy(mean),
                 "std": torch.from_numpy(std)}, f"data/models/{FAMILY}/har_{kind}.pt")
-    with atomic_dir(PLOTS_ROOT / FAMILY / f"train_har_{kind}") as out:
+    with atomic_dir(PLOTS_ROOT / FAMILY / f"har_{kind}") as out:
         write_table_csv(out / "curves.csv", hist.rows)
         write_table_csv(out / "confusion.csv", confusion_rows(actual, pred, ACTIVITIES))
         plot_confusion(cm, ACTIVITIES, titled(f"HAR {kind}: test confusion", source), out / "confusion.png")
@@ -86,9 +86,9 @@ def main() -> None:
         axes[0, 1].set_xlabel("epoch"), axes[0, 1].set_ylabel("test accuracy")
         fig.suptitle(titled(f"HAR {kind} ({metrics['params']:,} parameters)", source))
         save_figure(fig, out / "curves.png")
-    write_metrics(FAMILY, f"train_har_{kind}", metrics, source)
+    write_metrics(FAMILY, f"har_{kind}", metrics, source)
     log.info("HAR %s: test accuracy %.3f with %d parameters", kind, metrics["accuracy"], metrics["params"])
 
 
 if __name__ == "__main__":
-    run_stage(main, "train_har")
+    run_stage(main, "signals_har")

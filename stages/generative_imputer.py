@@ -1,13 +1,13 @@
-"""train_imputer --lam λ: a GAN that draws a whole digit around a given centre patch.
+"""generative_imputer --lam λ: a GAN that draws a whole digit around a given centre patch.
 
 Condition = the centre patch x[9:19, 9:19] flattened (100-d) ⊕ 100-d noise → generator; the
 discriminator sees full images only. Generator loss = adversarial + λ·MSE(centre patch of the
 output, the condition) (pixels in [-1, 1]); λ = 0 lets the generator ignore the patch.
 
 Outputs (λ as written on the command line): data/models/generative/imputer_lam<λ>.pt,
-metrics/generative/train_imputer_lam<λ>.json (on the test set: centre-patch MSE in [0, 1] pixel
+metrics/generative/imputer_lam<λ>.json (on the test set: centre-patch MSE in [0, 1] pixel
 units, and the fraction of generated digits the MNIST baseline classifies as the ground-truth label),
-plots/generative/train_imputer_lam<λ>/ (training curves, generated digits beside the ground truth).
+plots/generative/imputer_lam<λ>/ (training curves, generated digits beside the ground truth).
 """
 
 import argparse
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from dlsys.core import (UserError, atomic_dir, load_params, resolve_device, save_torch, seed_everything,
+from dlsys.core import (UserError, atomic_dir, load_params, device_from_params, save_torch, seed_everything,
                         write_metrics, write_table_csv)
 from dlsys.core.outputs import PLOTS_ROOT
 from dlsys.core.stage import run_stage
@@ -28,7 +28,7 @@ from dlsys.plots import image_grid, new_figure, save_figure, titled
 from dlsys.training import TensorBatches
 from dlsys.training.gan import train_gan
 
-log = logging.getLogger("dlsys.train_imputer")
+log = logging.getLogger("dlsys.generative_imputer")
 RAW = Path("data/raw/mnist")
 CLASSIFIER = Path("data/models/mnist/mlp.pt")
 FAMILY = "generative"
@@ -54,10 +54,10 @@ def main() -> None:
         raise UserError(f"--lam must be a number, got {args.lam!r}") from None
     if not lam >= 0:
         raise UserError(f"--lam must be >= 0, got {args.lam!r}")
-    step = f"train_imputer_lam{args.lam}"
+    step = f"imputer_lam{args.lam}"
 
     p = load_params()
-    device = resolve_device(p.choice("device", ["auto", "cpu", "cuda"]))
+    device = device_from_params(p)
     gen = seed_everything(p.int("seed", lo=0))
     c = p.sub("imputer")
     lo, size = c.int("patch_lo", lo=0, hi=27), c.int("patch_size", lo=1, hi=28)
@@ -145,4 +145,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main, "train_imputer")
+    run_stage(main, "generative_imputer")

@@ -1,10 +1,10 @@
-"""train_kws: the lecture's log-mel CNN for 12-class keyword spotting, class-weighted, lr drop."""
+"""signals_kws: the lecture's log-mel CNN for 12-class keyword spotting, class-weighted, lr drop."""
 
 import logging
 
 import torch
 
-from dlsys.core import load_params, load_torch, resolve_device, save_torch, seed_everything, write_metrics
+from dlsys.core import load_params, load_torch, device_from_params, save_torch, seed_everything, write_metrics
 from dlsys.core import write_table_csv
 from dlsys.core.outputs import PLOTS_ROOT, atomic_dir
 from dlsys.core.stage import run_stage
@@ -14,15 +14,15 @@ from dlsys.models.kws_cnn import KwsCNN, class_weights
 from dlsys.plots import new_figure, save_figure, titled
 from dlsys.training import TensorBatches, fit
 
-log = logging.getLogger("dlsys.train_kws")
-FAMILY, STEP = "signals", "train_kws"
+log = logging.getLogger("dlsys.signals_kws")
+FAMILY, STEP = "signals", "kws"
 
 
 def main() -> None:
     p = load_params()
     k = p.sub("kws")
     t = k.sub("train")
-    device = resolve_device(p.choice("device", ["auto", "cpu", "cuda"]))
+    device = device_from_params(p)
     gen = seed_everything(p.int("seed", lo=0))
     d = load_torch("data/features/signals/kws.pt")
     classes, source = list(d["classes"]), d["source"]

@@ -1,12 +1,15 @@
-"""train_cgan: a conditional GAN on MNIST (noise ⊕ one-hot label), scored by the MNIST baseline.
+"""generative_cgan: a conditional GAN on MNIST (noise ⊕ one-hot label), scored by the MNIST baseline.
 
 Generator 110 → 200 → 400 → 784 (ReLU, tanh); discriminator 794 → 400 → 200 → 100 → 1 (dropout,
 logistic output). Each step: B real images with their one-hots and B class-balanced fakes with the
-one-hots that generated them, pixels in [-1, 1].
+one-hots that generated them, pixels in [-1, 1]. With `cgan.mismatch_weight` > 0 the discriminator is
+also shown the B reals with a wrong one-hot as fakes (matching-aware discriminator, Reed et al. 2016):
+without it the generator learnt to draw digits but largely ignored the label (65% class consistency
+after 100 epochs); with it, it must draw the digit it was asked for.
 
-Outputs: data/models/generative/cgan.pt, metrics/generative/train_cgan.json (the fraction of generated
+Outputs: data/models/generative/cgan.pt, metrics/generative/cgan.json (the fraction of generated
 digits the MNIST baseline classifies as their conditioning label, overall and per class),
-plots/generative/train_cgan/ (discriminator accuracy on real and fake per epoch, the 10×10 grid,
+plots/generative/cgan/ (discriminator accuracy on real and fake per epoch, the 10×10 grid,
 the per-class table).
 """
 
@@ -15,22 +18,24 @@ from pathlib import Path
 
 import torch
 
-from dlsys.core import atomic_dir, load_params, resolve_device, save_torch, seed_everything, write_metrics, write_table_csv
+from dlsys.core import (atomic_dir, device_from_params, load_params, save_torch, seed_everything, write_metrics,
+                        write_table_csv)
 from dlsys.core.outputs import PLOTS_ROOT
 from dlsys.core.stage import run_stage
 from dlsys.data.mnist import load_mnist
 from dlsys.evaluation.generated import label_agreement, predict_labels
-from dlsys.models.gan import Discriminator, Generator, balanced_labels, one_hot, to_tanh_range, to_unit_range
+from dlsys.models.gan import (Discriminator, Generator, balanced_labels, one_hot, to_tanh_range, to_unit_range,
+                              wrong_labels)
 from dlsys.models.mlp import load_mlp_classifier
 from dlsys.plots import image_grid, new_figure, save_figure, titled
 from dlsys.training import TensorBatches
 from dlsys.training.gan import train_gan
 
-log = logging.getLogger("dlsys.train_cgan")
+log = logging.getLogger("dlsys.generative_cgan")
 RAW = Path("data/raw/mnist")
 CLASSIFIER = Path("data/models/mnist/mlp.pt")
 MODEL = Path("data/models/generative/cgan.pt")
-FAMILY, STEP = "generative", "train_cgan"
+FAMILY, STEP = "generative", "cgan"
 N_CLASSES = 10
 
 
@@ -43,7 +48,7 @@ def generate(generator: Generator, labels: torch.Tensor) -> torch.Tensor:
 
 def main() -> None:
     p = load_params()
-    device = resolve_device(p.choice("device", ["auto", "cpu", "cuda"]))
+    device = device_from_params(p)
     gen = seed_everything(p.int("seed", lo=0))
     c = p.sub("cgan")
     noise_dim = c.int("noise_dim", lo=1)
@@ -51,6 +56,7 @@ def main() -> None:
     d_hidden = c.list("d_hidden", item_type=int, min_len=1, lo=1)
     dropout, slope = c.float("d_dropout", lo=0, hi=0.95), c.float("d_leaky_slope", lo=0, hi=1)
     g_lr, d_lr, beta1 = c.float("g_lr", lo=0, hi=1), c.float("d_lr", lo=0, hi=1), c.float("beta1", lo=0, hi=0.999)
+    mismatch_weight = c.float("mismatch_weight", lo=0)
     epochs, batch_size = c.int("epochs", lo=1), c.int("batch_size", lo=N_CLASSES)
     per_class, per_class_epoch = c.int("eval_per_class", lo=1), c.int("eval_per_class_epoch", lo=0)
 
@@ -74,6 +80,9 @@ def main() -> None:
         cond = one_hot(labels, N_CLASSES)
         return G(torch.randn(len(labels), noise_dim, device=device), cond), cond, None
 
+    def mismatched(batch):
+        return batch[0], one_hot(wrong_labels(batch[1], N_CLASSES, gen), N_CLASSES)
+
     epoch_labels = torch.arange(N_CLASSES, device=device).repeat_interleave(per_class_epoch)
 
     def on_epoch() -> dict:
@@ -83,7 +92,8 @@ def main() -> None:
                                                      epoch_labels, N_CLASSES)["fraction"]}
 
     history = train_gan(G, D, opt_g, opt_d, TensorBatches([x_train, y_train], batch_size, generator=gen),
-                        real, fake, epochs, evaluate=on_epoch, desc="cgan")
+                        real, fake, epochs, evaluate=on_epoch, desc="cgan",
+                        mismatched=mismatched, mismatch_weight=mismatch_weight)
     G.eval()
     save_torch({"config": {"noise_dim": noise_dim, "g_hidden": g_hidden, "d_hidden": d_hidden,
                            "d_dropout": dropout, "d_leaky_slope": slope},
@@ -99,6 +109,7 @@ def main() -> None:
         "per_class_consistency": {str(r["label"]): r["fraction"] for r in scores["per_class"]},
         "classifier_test_accuracy": baseline_acc,
         "d_acc_real": last.get("d_acc_real"), "d_acc_fake": last.get("d_acc_fake"),
+        "d_acc_mismatch": last.get("d_acc_mismatch"), "mismatch_weight": mismatch_weight,
         "d_loss": last.get("d_loss"), "g_loss": last.get("g_loss"),
         "epochs_run": history.epochs_run, "diverged": history.diverged, "diverged_at": history.diverged_at,
         "train_seconds": round(history.seconds, 2),
@@ -107,7 +118,7 @@ def main() -> None:
              scores["fraction"], baseline_acc)
 
     with atomic_dir(PLOTS_ROOT / FAMILY / STEP) as out:
-        keys = ("epoch", "d_acc_real", "d_acc_fake", "d_loss", "g_loss", "class_consistency")
+        keys = ("epoch", "d_acc_real", "d_acc_fake", "d_acc_mismatch", "d_loss", "g_loss", "class_consistency")
         write_table_csv(out / "training.csv", [{k: r.get(k) for k in keys if k in r} for r in history.rows])
         write_table_csv(out / "class_consistency.csv", [{k: v for k, v in r.items()} for r in scores["per_class"]])
         fig, axes = new_figure(2)
@@ -115,6 +126,8 @@ def main() -> None:
         ax = axes[0][0]
         ax.plot(ep, [r.get("d_acc_real") for r in history.rows], label="real")
         ax.plot(ep, [r.get("d_acc_fake") for r in history.rows], label="fake")
+        if mismatch_weight > 0:
+            ax.plot(ep, [r.get("d_acc_mismatch") for r in history.rows], label="real, wrong label")
         ax.set(xlabel="epoch", ylabel="discriminator accuracy", ylim=(0, 1.02), title="discriminator")
         ax.legend()
         ax = axes[0][1]
@@ -135,4 +148,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main, "train_cgan")
+    run_stage(main, "generative_cgan")

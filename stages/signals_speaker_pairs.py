@@ -1,17 +1,17 @@
-"""speaker_pairs: STFT magnitudes of every speaker utterance (batched) and the fixed test pairs."""
+"""signals_speaker_pairs: STFT magnitudes of every speaker utterance (batched) and the fixed test pairs."""
 
 import logging
 
 import numpy as np
 import torch
 
-from dlsys.core import load_params, resolve_device, save_torch
+from dlsys.core import load_params, device_from_params, save_torch
 from dlsys.core.stage import run_stage
 from dlsys.data.audio.sets import load_speakers
 from dlsys.features.pairs import all_pairs
 from dlsys.features.stft import stft
 
-log = logging.getLogger("dlsys.speaker_pairs")
+log = logging.getLogger("dlsys.signals_speaker_pairs")
 OUT = "data/features/signals/speakers.pt"
 
 
@@ -26,7 +26,7 @@ def main() -> None:
     s = p.sub("speaker")
     n_fft, hop = s.int("n_fft", lo=16), s.int("hop", lo=1)
     L = s.int("pairs_per_speaker", lo=1)
-    device = resolve_device(p.choice("device", ["auto", "cpu", "cuda"]))
+    device = device_from_params(p)
     data = load_speakers("data/raw/speakers")
     u = data.utterances_per_speaker
     batch = s.int("stft_batch", lo=1)
@@ -41,4 +41,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main, "speaker_pairs")
+    run_stage(main, "signals_speaker_pairs")

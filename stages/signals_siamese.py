@@ -1,4 +1,4 @@
-"""train_siamese: Siamese GRU speaker verification on STFT pairs; accuracy at 0.5, EER and ROC AUC."""
+"""signals_siamese: Siamese GRU speaker verification on STFT pairs; accuracy at 0.5, EER and ROC AUC."""
 
 import logging
 import time
@@ -6,7 +6,7 @@ import time
 import numpy as np
 import torch
 
-from dlsys.core import load_params, load_torch, resolve_device, save_torch, seed_everything, write_metrics
+from dlsys.core import load_params, load_torch, device_from_params, save_torch, seed_everything, write_metrics
 from dlsys.core import write_table_csv
 from dlsys.core.outputs import PLOTS_ROOT, atomic_dir
 from dlsys.core.stage import run_stage
@@ -16,15 +16,15 @@ from dlsys.models.siamese import Siamese, SpeakerEncoder
 from dlsys.plots import new_figure, save_figure, titled
 from dlsys.training import fit
 
-log = logging.getLogger("dlsys.train_siamese")
-FAMILY, STEP = "signals", "train_siamese"
+log = logging.getLogger("dlsys.signals_siamese")
+FAMILY, STEP = "signals", "siamese"
 
 
 def main() -> None:
     cpu0 = time.process_time()
     p = load_params()
     s = p.sub("speaker")
-    device = resolve_device(p.choice("device", ["auto", "cpu", "cuda"]))
+    device = device_from_params(p)
     seed = p.int("seed", lo=0)
     seed_everything(seed)
     feats = load_torch("data/features/signals/speakers.pt")
