@@ -88,4 +88,4 @@ def overlay(path, transfer_curve, source) -> None:
 
 
 if __name__ == "__main__":
-    run_stage(main, "ssl")
+    run_stage(main, "cifar_ssl")
