@@ -50,3 +50,13 @@ def test_list_default_item_type_is_numbers():
     assert Params({"r": [0.5, 2]}).list("r") == [0.5, 2]
     with pytest.raises(UserError, match="'r'"):
         Params({"r": ["x"]}).list("r")
+
+
+def test_params_are_read_as_dvc_reads_them(tmp_path):
+    # `dvc exp run -S` rewrites params.yaml in YAML 1.2 and drops the quotes around 'yes'/'no';
+    # a YAML 1.1 reader would then see booleans in the keyword list.
+    f = tmp_path / "params.yaml"
+    f.write_text("kws:\n  commands: [yes, no, on, off, up]\n  lr: 1e-3\n")
+    p = load_params(f)
+    assert p.list("kws.commands", item_type=str) == ["yes", "no", "on", "off", "up"]
+    assert p.float("kws.lr") == 1e-3

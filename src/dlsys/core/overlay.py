@@ -14,7 +14,7 @@ import shlex
 import sys
 from pathlib import Path
 
-import yaml
+from dlsys.core.params import read_yaml
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
@@ -44,7 +44,7 @@ def main(argv: list[str]) -> int:
     if not path.exists():
         print(f"error: {path}: not found", file=sys.stderr)
         return 2
-    overlay = yaml.safe_load(path.read_text()) or {}
+    overlay = read_yaml(path.read_text()) or {}
     print(" ".join(shlex.quote(a) for a in set_args(overlay)))
     return 0
 

@@ -10,7 +10,8 @@ import math
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
 
 from dlsys.core.errors import UserError
 
@@ -19,13 +20,20 @@ _MISSING = object()
 _NUMBER = (int, float)
 
 
+def read_yaml(text: str) -> Any:
+    """Parse params YAML the way DVC does (YAML 1.2, ruamel): `dvc exp run -S` rewrites params.yaml
+    and drops quotes that only YAML 1.1 needs, so a YAML 1.1 reader would turn the keyword list
+    [yes, no, on, off] into booleans."""
+    return YAML(typ="safe", pure=True).load(text)
+
+
 def load_params(path: str | Path = "params.yaml") -> "Params":
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: params file not found (run stages from the repository root)")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
+        data = read_yaml(path.read_text()) or {}
+    except YAMLError as exc:
         raise UserError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping at the top level")
