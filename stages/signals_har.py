@@ -13,7 +13,8 @@ from dlsys.core.errors import UserError
 from dlsys.data.har import ACTIVITIES, RAW_FILE, read_raw, subject_split, window
 from dlsys.data.registry import dataset_source, raw_dir
 from dlsys.evaluation.classification import (confusion_matrix, confusion_rows, per_class_accuracy,
-                                             plot_confusion, predict)
+                                             predict)
+from dlsys.plots.confusion import plot_confusion
 from dlsys.models.har import build, n_params
 from dlsys.plots import new_figure, save_figure, titled
 from dlsys.training import TensorBatches, fit
@@ -54,7 +55,7 @@ def main() -> None:
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     ce = torch.nn.CrossEntropyLoss()
 
-    def evaluate(m):
+    def evaluate(m, _epoch):
         logits = torch.cat([m(xte[i:i + 4096]) for i in range(0, len(xte), 4096)])
         return {"test_loss": float(ce(logits, yte)), "test_accuracy": float((logits.argmax(1) == yte).float().mean())}
 

@@ -9,7 +9,8 @@ from dlsys.core import write_table_csv
 from dlsys.core.outputs import PLOTS_ROOT, atomic_dir
 from dlsys.core.stage import run_stage
 from dlsys.evaluation.classification import (confusion_matrix, confusion_rows, per_class_accuracy,
-                                             plot_confusion, predict)
+                                             predict)
+from dlsys.plots.confusion import plot_confusion
 from dlsys.models.kws_cnn import KwsCNN, class_weights
 from dlsys.plots import new_figure, save_figure, titled
 from dlsys.training import TensorBatches, fit
@@ -38,7 +39,7 @@ def main() -> None:
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=t.int("lr_drop_epoch", lo=1),
                                             gamma=t.float("lr_drop_factor", lo=0))
 
-    def evaluate(m) -> dict:
+    def evaluate(m, _epoch) -> dict:
         pred = predict(m, xva)
         return {"val_accuracy": float((pred == yva).float().mean())}
 

@@ -23,7 +23,7 @@ def test_train_gan_records_accuracies_and_updates_both_nets():
     g0 = [p.clone() for p in G.parameters()]
     d0 = [p.clone() for p in D.parameters()]
     hist = train_gan(G, D, opt_g, opt_d, batches, lambda b: (b[0], one_hot(b[1])), fake, epochs=3,
-                     evaluate=lambda: {"probe": 1.0})
+                     evaluate=lambda epoch: {"probe": 1.0})
     assert hist.epochs_run == 3 and not hist.diverged
     for row in hist.rows:
         assert 0 <= row["d_acc_real"] <= 1 and 0 <= row["d_acc_fake"] <= 1 and row["probe"] == 1.0
@@ -36,7 +36,7 @@ def test_train_gan_records_divergence_instead_of_raising():
     G, D, opt_g, opt_d, batches, fake = _setup()
     nan_penalty = lambda b: (*fake(b)[:2], torch.tensor(float("nan")))  # noqa: E731
     hist = train_gan(G, D, opt_g, opt_d, batches, lambda b: (b[0], one_hot(b[1])), nan_penalty, epochs=3)
-    assert hist.diverged and hist.diverged_at == 1 and math.isnan(hist.rows[-1]["g_loss"])
+    assert hist.diverged and hist.diverged_at == 1 and math.isnan(hist.rows[-1]["g_penalty"])
 
 
 def _label_coded_images(n=200):

@@ -24,7 +24,7 @@ def test_fit_learns_and_keeps_the_best_epoch():
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     loss_fn = lambda m, b: torch.nn.functional.mse_loss(m(b[0]).squeeze(1), b[1])  # noqa: E731
     log = fit(model, opt, TensorBatches([x, y], 32, generator=torch.Generator().manual_seed(0)), loss_fn,
-              epochs=5, evaluate=lambda m: {"val_mse": float(loss_fn(m, (x, y)))}, select="val_mse", mode="min")
+              epochs=5, evaluate=lambda m, epoch: {"val_mse": float(loss_fn(m, (x, y)))}, select="val_mse", mode="min")
     assert log.epochs_run == 5 and not log.diverged
     assert log.rows[-1]["train_loss"] < log.rows[0]["train_loss"] / 5
     assert log.best["val_mse"] == min(r["val_mse"] for r in log.rows)
@@ -39,4 +39,67 @@ def test_divergence_is_recorded_not_raised():
     loss_fn = lambda m, b: torch.nn.functional.mse_loss(m(b[0]).squeeze(1), b[1])  # noqa: E731
     log = fit(model, opt, TensorBatches([x, y], 8), loss_fn, epochs=50)
     assert log.diverged and log.diverged_at is not None and log.epochs_run == log.diverged_at < 50
-    assert math.isnan(log.rows[-1]["train_loss"])
+    assert not math.isfinite(log.rows[-1]["train_loss"])
+    assert all(math.isfinite(r["train_loss"]) for r in log.rows[:-1])
+
+
+def _toy():
+    torch.manual_seed(0)
+    x = torch.randn(64, 3)
+    y = x @ torch.tensor([1.0, -1.0, 2.0])
+    model = torch.nn.Linear(3, 1)
+    loss_fn = lambda m, b: torch.nn.functional.mse_loss(m(b[0]).squeeze(1), b[1])  # noqa: E731
+    return x, y, model, loss_fn
+
+
+def test_best_epoch_state_is_restored_when_validation_gets_worse():
+    """The validation score peaks at epoch 2 and then falls: the weights of epoch 2 come back."""
+    x, y, model, loss_fn = _toy()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    scripted = {1: 0.5, 2: 0.9, 3: 0.7, 4: 0.6}
+    snapshots = {}
+
+    def evaluate(m, epoch):
+        snapshots[epoch] = m.weight.detach().clone()
+        return {"val_acc": scripted[epoch]}
+
+    log = fit(model, opt, TensorBatches([x, y], 16), loss_fn, epochs=4, evaluate=evaluate, select="val_acc")
+    assert log.best["epoch"] == 2 and log.best["val_acc"] == 0.9
+    assert not torch.equal(snapshots[2], snapshots[4])  # training moved on after the best epoch
+    assert torch.equal(model.weight.detach(), snapshots[2])
+    log = fit(model, opt, TensorBatches([x, y], 16), loss_fn, epochs=4, evaluate=evaluate, select="val_acc",
+              restore_best=False)
+    assert torch.equal(model.weight.detach(), snapshots[4])
+
+
+def test_named_loss_terms_are_logged_per_epoch():
+    x, y, model, _ = _toy()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+
+    def loss_fn(m, b):
+        mse = torch.nn.functional.mse_loss(m(b[0]).squeeze(1), b[1])
+        l2 = 0.1 * m.weight.pow(2).sum()
+        return {"loss": mse + l2, "mse": mse, "l2": l2}
+
+    log = fit(model, opt, TensorBatches([x, y], 16), loss_fn, epochs=3)
+    for row in log.rows:
+        assert set(row) == {"epoch", "train_loss", "train_mse", "train_l2"}
+        assert math.isclose(row["train_loss"], row["train_mse"] + row["train_l2"], rel_tol=1e-6)
+        assert row["train_l2"] > 0
+    assert len(log.epoch_seconds) == 3 and "epoch_seconds" not in log.rows[0]
+
+
+def test_evaluation_every_n_epochs_gets_the_epoch_and_always_runs_last():
+    x, y, model, loss_fn = _toy()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    calls = []
+
+    def evaluate(m, epoch):
+        calls.append(epoch)
+        return {"val_score": float(-epoch)}
+
+    log = fit(model, opt, TensorBatches([x, y], 16), loss_fn, epochs=7, evaluate=evaluate, eval_every=3,
+              select="val_score")
+    assert calls == [3, 6, 7]
+    assert [r["epoch"] for r in log.rows if "val_score" in r] == [3, 6, 7]
+    assert log.best["epoch"] == 3  # selection only among evaluated epochs

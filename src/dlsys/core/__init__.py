@@ -10,6 +10,7 @@ from dlsys.core.outputs import (
     write_json,
     write_metrics,
     write_table_csv,
+    write_timings,
     save_torch,
     load_torch,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "write_json",
     "write_metrics",
     "write_table_csv",
+    "write_timings",
     "save_torch",
     "load_torch",
 ]

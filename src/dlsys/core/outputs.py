@@ -18,6 +18,10 @@ from typing import Any, Iterable, Iterator, Mapping
 
 METRICS_ROOT = Path("metrics")
 PLOTS_ROOT = Path("plots")
+AUDIO_ROOT = Path("audio")
+# Wall times and throughput: useful, but not results. Kept out of metrics/ (and out of git and dvc.lock) so
+# `dvc metrics diff` shows only what a change did to the numbers.
+TIMINGS_ROOT = Path("timings")
 
 
 def _umask() -> int:
@@ -112,12 +116,26 @@ def write_metrics(family: str, step: str, metrics: Mapping[str, Any], source: st
     return write_json(METRICS_ROOT / family / f"{step}.json", {"data_source": source, **metrics})
 
 
+def write_timings(family: str, step: str, timings: Mapping[str, Any]) -> Path:
+    """timings/<family>/<step>.json: a stage's wall times and throughput (not a DVC metric)."""
+    return write_json(TIMINGS_ROOT / family / f"{step}.json", dict(timings))
+
+
 def save_torch(obj: Any, path: str | Path) -> Path:
+    """torch.save, atomically and byte-reproducibly.
+
+    torch names the records inside its zip after the file it writes to; saving straight to the random
+    temporary name made every run's bytes differ. Serialising to memory gives fixed record names.
+    """
+    import io
+
     import torch
 
     path = Path(path)
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
     with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+        tmp.write_bytes(buffer.getvalue())
     return path
 
 

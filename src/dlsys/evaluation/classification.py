@@ -1,4 +1,5 @@
-"""Classification summaries: confusion matrix, per-class accuracy, DVC `confusion` rows and a PNG."""
+"""Classification numbers: the one accuracy function, predictions, confusion matrix, per-class accuracy and
+DVC `confusion` rows. (The confusion figure is drawn by dlsys.plots.confusion.)"""
 
 from __future__ import annotations
 
@@ -14,6 +15,23 @@ def predict(model: torch.nn.Module, x: torch.Tensor, batch_size: int = 1024) -> 
     """Class predictions (argmax of logits) in batches; the model is put in eval mode."""
     model.eval()
     return torch.cat([model(x[i:i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
+
+
+def accuracy(predicted: torch.Tensor, actual: torch.Tensor) -> float:
+    """Fraction of correct predictions; `predicted` holds labels, or logits/scores (N, C) to argmax."""
+    if predicted.ndim == 2:
+        predicted = predicted.argmax(1)
+    if predicted.shape != actual.shape:
+        raise ValueError(f"predictions {tuple(predicted.shape)} and labels {tuple(actual.shape)} differ in shape")
+    if len(actual) == 0:
+        raise ValueError("accuracy of an empty set is undefined")
+    return float((predicted == actual.to(predicted.device)).sum()) / len(actual)
+
+
+@torch.no_grad()
+def model_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> float:
+    """Accuracy of a classifier on (x, y), evaluated in batches in eval mode."""
+    return accuracy(predict(model, x, batch_size), y)
 
 
 def confusion_matrix(actual, predicted, n_classes: int) -> np.ndarray:
@@ -34,25 +52,3 @@ def confusion_rows(actual, predicted, names: Sequence[str]) -> list[dict]:
     a = np.asarray(actual).ravel()
     p = np.asarray(predicted).ravel()
     return [{"actual": names[i], "predicted": names[j]} for i, j in zip(a.tolist(), p.tolist())]
-
-
-def plot_confusion(cm: np.ndarray, names: Sequence[str], title: str, path: str | Path) -> Path:
-    """Row-normalised confusion matrix with counts, saved as a PNG."""
-    from dlsys.plots import new_figure, save_figure
-
-    k = len(names)
-    fig, axes = new_figure(size=(1.0 + 0.55 * k, 0.8 + 0.5 * k))
-    ax = axes[0, 0]
-    rates = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    ax.grid(False)
-    for i in range(k):
-        for j in range(k):
-            ax.text(j, i, str(int(cm[i, j])), ha="center", va="center", fontsize=7,
-                    color="white" if rates[i, j] > 0.5 else "black")
-    ax.set_xticks(range(k), names, rotation=45, ha="right")
-    ax.set_yticks(range(k), names)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("actual")
-    ax.set_title(title)
-    return save_figure(fig, path)

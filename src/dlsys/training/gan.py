@@ -30,12 +30,14 @@ FakeFn = Callable[[Sequence[torch.Tensor]], tuple[torch.Tensor, torch.Tensor | N
 
 def train_gan(generator: torch.nn.Module, discriminator: torch.nn.Module, opt_g: torch.optim.Optimizer,
               opt_d: torch.optim.Optimizer, batches, real: RealFn, fake: FakeFn, epochs: int,
-              evaluate: Callable[[], dict] | None = None, desc: str = "gan",
-              mismatched: RealFn | None = None, mismatch_weight: float = 0.0) -> EpochLog:
+              evaluate: Callable[[int], dict] | None = None, desc: str = "gan",
+              mismatched: RealFn | None = None, mismatch_weight: float = 0.0, eval_every: int = 1) -> EpochLog:
     """Alternate D and G steps for `epochs`. Each row: d_loss, g_loss (adversarial part), g_penalty,
     d_acc_real / d_acc_fake (the discriminator's accuracy on the reals and fakes of its own steps),
     d_acc_mismatch when `mismatched(batch)` (reals with a wrong condition) is given with a weight > 0,
-    plus whatever `evaluate()` returns (called in eval mode, without gradients)."""
+    plus whatever `evaluate(epoch)` returns (every `eval_every` epochs and after the last, in eval mode,
+    without gradients). Sums stay on the device (no host sync per step); a non-finite loss is found at
+    the end of its epoch and recorded as divergence."""
     use_mismatch = mismatched is not None and mismatch_weight > 0
     history = EpochLog()
     t0 = time.perf_counter()
@@ -45,7 +47,7 @@ def train_gan(generator: torch.nn.Module, discriminator: torch.nn.Module, opt_g:
         generator.train()
         discriminator.train()
         sums = None  # d_loss, g_loss, g_penalty, real / fake / mismatch correct (on the device)
-        count, diverged = 0, False
+        count = 0
         for batch in batches:
             x_real, c_real = real(batch)
             x_fake, c_fake, penalty = fake(batch)
@@ -61,9 +63,6 @@ def train_gan(generator: torch.nn.Module, discriminator: torch.nn.Module, opt_g:
                 d_sum = d_sum + mismatch_weight * F.binary_cross_entropy_with_logits(
                     logit_wrong, torch.zeros_like(logit_wrong))
             d_loss = 0.5 * d_sum
-            if not torch.isfinite(d_loss):
-                diverged = True
-                break
             d_loss.backward()
             opt_d.step()
 
@@ -71,9 +70,6 @@ def train_gan(generator: torch.nn.Module, discriminator: torch.nn.Module, opt_g:
             logit_g = discriminator(x_fake, c_fake)
             g_adv = F.binary_cross_entropy_with_logits(logit_g, torch.ones_like(logit_g))
             g_loss = g_adv if penalty is None else g_adv + penalty
-            if not torch.isfinite(g_loss):
-                diverged = True
-                break
             g_loss.backward()
             opt_g.step()
 
@@ -86,23 +82,25 @@ def train_gan(generator: torch.nn.Module, discriminator: torch.nn.Module, opt_g:
                                     else torch.zeros_like(d_loss)]).double()
                 sums = step if sums is None else sums + step
             count += n
-        row: dict = {"epoch": epoch, "epoch_seconds": time.perf_counter() - te}
-        if diverged:
+        row: dict = {"epoch": epoch}
+        s = (sums / max(count, 1)).tolist() if sums is not None else [math.nan] * 6
+        if not all(math.isfinite(v) for v in s[:3]):
             history.diverged, history.diverged_at = True, epoch
-            row.update(d_loss=math.nan, g_loss=math.nan)
+            row.update(d_loss=s[0], g_loss=s[1], g_penalty=s[2])
             history.rows.append(row)
+            history.epoch_seconds.append(time.perf_counter() - te)
             log.warning("%s diverged at epoch %d (non-finite loss); recorded, stopping this run", desc, epoch)
             break
-        s = (sums / max(count, 1)).tolist() if sums is not None else [math.nan] * 6
         row.update(d_loss=s[0], g_loss=s[1], g_penalty=s[2], d_acc_real=s[3], d_acc_fake=s[4])
         if use_mismatch:
             row["d_acc_mismatch"] = s[5]
-        if evaluate is not None:
+        if evaluate is not None and (epoch % eval_every == 0 or epoch == epochs):
             generator.eval()
             discriminator.eval()
             with torch.no_grad():
-                row.update(evaluate())
+                row.update(evaluate(epoch))
         history.rows.append(row)
+        history.epoch_seconds.append(time.perf_counter() - te)
         bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k != "epoch" and isinstance(v, float)})
     bar.close()
     history.seconds = time.perf_counter() - t0

@@ -61,29 +61,52 @@ class TensorBatches:
 
 @dataclass
 class EpochLog:
-    """What `fit` returns: per-epoch rows, the best row, and whether training diverged."""
+    """What `fit` returns: per-epoch rows (results only), the best row, divergence, and timings.
+
+    Timings live beside the rows, not in them, so curves written from the rows are byte-reproducible.
+    """
 
     rows: list[dict] = field(default_factory=list)
     best: dict | None = None
     diverged: bool = False
     diverged_at: int | None = None
     seconds: float = 0.0
+    epoch_seconds: list[float] = field(default_factory=list)
 
     @property
     def epochs_run(self) -> int:
         return len(self.rows)
 
+    @property
+    def last(self) -> dict:
+        return self.rows[-1] if self.rows else {}
+
+    def summary(self) -> dict:
+        """Divergence facts for a metrics file: whether, and at which epoch."""
+        return {"epochs": self.epochs_run, "diverged": self.diverged, "diverged_at_epoch": self.diverged_at}
+
+
+def _split_loss(out) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """A loss function returns a scalar, or a dict with the scalar under "loss" plus named terms to log."""
+    if isinstance(out, dict):
+        terms = {k: v.detach() for k, v in out.items() if k != "loss"}
+        return out["loss"], terms
+    return out, {}
+
 
 def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches, loss_fn: LossFn,
-                grad_clip: float | None = None, after_step: Callable[[], None] | None = None) -> float:
-    """One pass; returns the mean loss, or NaN/inf as soon as a batch's loss is not finite."""
+                grad_clip: float | None = None, after_step: Callable[[], None] | None = None) -> dict[str, float]:
+    """One pass; returns the sample-weighted mean loss (and of each named term) over the epoch.
+
+    Sums stay on the device and are read once at the end: no host sync per step. A non-finite loss
+    makes the epoch's mean non-finite, which `fit` records as divergence.
+    """
     model.train()
-    total, count = torch.zeros((), dtype=torch.float64), 0
+    totals: dict[str, torch.Tensor] = {}
+    count = 0
     for batch in batches:
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model, batch)
-        if not torch.isfinite(loss):
-            return float(loss.detach())
+        loss, terms = _split_loss(loss_fn(model, batch))
         loss.backward()
         if grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
@@ -91,21 +114,27 @@ def train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batche
         if after_step is not None:
             after_step()
         n = len(batch[0])
-        total += loss.detach().double().cpu() * n
+        for name, value in (("loss", loss.detach()), *terms.items()):
+            contribution = value.double() * n
+            totals[name] = totals[name] + contribution if name in totals else contribution
         count += n
-    return float(total / max(count, 1))
+    return {name: float(total) / max(count, 1) for name, total in totals.items()}
 
 
 def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches, loss_fn: LossFn, epochs: int,
-        evaluate: Callable[[torch.nn.Module], dict] | None = None, scheduler=None,
+        evaluate: Callable[[torch.nn.Module, int], dict] | None = None, scheduler=None,
         select: str | None = None, mode: str = "max", desc: str = "train",
         grad_clip: float | None = None, after_step: Callable[[], None] | None = None,
-        restore_best: bool = True) -> EpochLog:
-    """Train for `epochs`; after each, `evaluate(model)` adds metrics to the epoch's row.
+        restore_best: bool = True, eval_every: int = 1) -> EpochLog:
+    """Train for `epochs`; every `eval_every` epochs (and after the last), `evaluate(model, epoch)` adds
+    metrics to the epoch's row.
 
-    With `select`, the state with the best value of that metric is restored at the end (early-stopping
-    selection). A non-finite training loss stops training and is recorded, never raised.
+    With `select`, the state with the best value of that metric is restored at the end (selection on
+    whatever data `evaluate` uses: pass validation data, never test data). A non-finite training loss
+    stops training and is recorded (`diverged`), never raised.
     """
+    if eval_every < 1:
+        raise ValueError("eval_every must be >= 1")
     history = EpochLog()
     best_value = -math.inf if mode == "max" else math.inf
     best_state = None
@@ -113,28 +142,28 @@ def fit(model: torch.nn.Module, optimizer: torch.optim.Optimizer, batches, loss_
     bar = tqdm(range(1, epochs + 1), desc=desc, leave=False, mininterval=1.0)
     for epoch in bar:
         te = time.perf_counter()
-        loss = train_epoch(model, optimizer, batches, loss_fn, grad_clip=grad_clip, after_step=after_step)
-        row: dict = {"epoch": epoch, "train_loss": loss, "epoch_seconds": time.perf_counter() - te}
-        if not math.isfinite(loss):
+        losses = train_epoch(model, optimizer, batches, loss_fn, grad_clip=grad_clip, after_step=after_step)
+        row: dict = {"epoch": epoch, **{("train_loss" if k == "loss" else f"train_{k}"): v
+                                         for k, v in losses.items()}}
+        if not all(math.isfinite(v) for v in losses.values()):
             history.diverged, history.diverged_at = True, epoch
-            row["train_loss"] = float("nan")
             history.rows.append(row)
-            log.warning("%s diverged at epoch %d (loss %s); recorded, stopping this run", desc, epoch, loss)
+            history.epoch_seconds.append(time.perf_counter() - te)
+            log.warning("%s diverged at epoch %d (train loss %s); recorded, stopping this run",
+                        desc, epoch, row.get("train_loss"))
             break
         if scheduler is not None:
             scheduler.step()
-        if evaluate is not None:
+        if evaluate is not None and (epoch % eval_every == 0 or epoch == epochs):
             model.eval()
             with torch.no_grad():
-                row.update(evaluate(model))
+                row.update(evaluate(model, epoch))
         history.rows.append(row)
-        shown = {k: f"{v:.4g}" for k, v in row.items() if k not in ("epoch", "epoch_seconds")
-                 and isinstance(v, float)}
-        bar.set_postfix(shown)
-        if select is not None:
+        history.epoch_seconds.append(time.perf_counter() - te)
+        bar.set_postfix({k: f"{v:.4g}" for k, v in row.items() if k != "epoch" and isinstance(v, float)})
+        if select is not None and select in row and math.isfinite(row[select]):
             value = row[select]
-            better = value > best_value if mode == "max" else value < best_value
-            if better:
+            if value > best_value if mode == "max" else value < best_value:
                 best_value, history.best = value, dict(row)
                 best_state = copy.deepcopy(model.state_dict())
     bar.close()
