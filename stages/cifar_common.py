@@ -60,7 +60,7 @@ def every(n: int, fn):
     """An `evaluate` for `fit` that runs `fn(model)` only every n-th epoch (and returns {} otherwise)."""
     state = {"epoch": 0}
 
-    def evaluate(model):
+    def evaluate(model, _epoch):
         state["epoch"] += 1
         return fn(model) if state["epoch"] % n == 0 else {}
 

@@ -36,7 +36,7 @@ def main() -> None:
 
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     hist = fit(model, opt, TensorBatches([xp, yp], batch_size, generator=s.generator), cross_entropy, epochs,
-               desc="cifar_pretext", evaluate=lambda m: {"test_rotation_acc": accuracy(m, xt, yt, eval_batch)})
+               desc="cifar_pretext", evaluate=lambda m, _e: {"test_rotation_acc": accuracy(m, xt, yt, eval_batch)})
     save_torch({"state_dict": model.state_dict(), "n_classes": len(PRETEXT_NAMES)},
                f"data/models/{FAMILY}/pretext.pt")
     with atomic_dir(PLOTS_ROOT / FAMILY / "pretext") as tmp:

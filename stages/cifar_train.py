@@ -42,7 +42,7 @@ def main() -> None:
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     batches = TensorBatches([x_tr, y_tr], batch_size, generator=s.generator)
     hist = fit(model, opt, batches, cross_entropy, epochs, desc=f"cifar_train@{variant}",
-               evaluate=lambda m: {"val_acc": accuracy(m, x_va, y_va, eval_batch)}, select="val_acc")
+               evaluate=lambda m, _e: {"val_acc": accuracy(m, x_va, y_va, eval_batch)}, select="val_acc")
     save_torch({"state_dict": model.state_dict(), "n_classes": 10}, f"data/models/{FAMILY}/{variant}.pt")
     with atomic_dir(PLOTS_ROOT / FAMILY / f"train_{variant}") as tmp:
         write_table_csv(tmp / "curve.csv", [{"epoch": r["epoch"], "train_loss": r["train_loss"],

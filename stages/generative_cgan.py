@@ -85,7 +85,7 @@ def main() -> None:
 
     epoch_labels = torch.arange(N_CLASSES, device=device).repeat_interleave(per_class_epoch)
 
-    def on_epoch() -> dict:
+    def on_epoch(_epoch) -> dict:
         if not per_class_epoch:
             return {}
         return {"class_consistency": label_agreement(predict_labels(classifier, generate(G, epoch_labels)),

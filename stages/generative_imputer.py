@@ -94,7 +94,7 @@ def main() -> None:
         return float(((to_unit_range(centre_patch(generated, lo, size)) - cond_test01) ** 2).mean())
 
     history = train_gan(G, D, opt_g, opt_d, TensorBatches([x_train], batch_size, generator=gen), real, fake,
-                        epochs, evaluate=lambda: {"test_patch_mse": patch_mse01(impute(G, x_test, lo, size))},
+                        epochs, evaluate=lambda _e: {"test_patch_mse": patch_mse01(impute(G, x_test, lo, size))},
                         desc=f"imputer λ={args.lam}")
     G.eval()
     save_torch({"config": {"lam": lam, "patch_lo": lo, "patch_size": size, "noise_dim": noise_dim,

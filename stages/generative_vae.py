@@ -70,7 +70,7 @@ def main() -> None:
         running["n"] += n
         return bce + kl
 
-    def on_epoch(m) -> dict:
+    def on_epoch(m, _epoch) -> dict:
         n = max(running["n"], 1)
         row = {"train_bce": float(running["bce"]) / n, "train_kl": float(running["kl"]) / n}
         running.update(bce=torch.zeros((), device=device), kl=torch.zeros((), device=device), n=0)

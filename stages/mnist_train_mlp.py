@@ -32,7 +32,7 @@ def main() -> None:
         "diverged": hist.diverged, "n_params": n_params, "n_train": len(data.x_train),
         "n_test": len(data.x_test), "train_seconds": round(hist.seconds, 2),
         "samples_per_second": round(n_seen / max(hist.seconds, 1e-9), 1),
-        "epoch_seconds_mean": round(sum(r["epoch_seconds"] for r in hist.rows) / len(hist.rows), 3),
+        "epoch_seconds_mean": round(sum(hist.epoch_seconds) / len(hist.epoch_seconds), 3),
     }, data.source)
 
     rows = [{k: r.get(k) for k in ("epoch", "train_loss", "test_loss", "test_acc")} for r in hist.rows]

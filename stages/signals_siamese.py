@@ -48,7 +48,7 @@ def main() -> None:
         emb = m.encoder(test)  # each test utterance once
         return (emb[first] * emb[second]).sum(1)
 
-    def evaluate(m) -> dict:
+    def evaluate(m, _epoch) -> dict:
         logits = test_scores(m)
         prob, y = torch.sigmoid(logits).cpu().numpy(), label.cpu().numpy()
         return {"test_loss": float(bce(logits, label)), "test_accuracy": accuracy_at(prob, y, 0.5),

@@ -149,7 +149,7 @@ def train_classifier(model: nn.Module, data: MnistTensors, cfg: TrainConfig, gen
     loss_fn = loss_fn or make_loss(cfg.label_smoothing, cfg.shift_px, aug_gen)
     n_tr = min(train_eval_n, len(data.x_train))
 
-    def epoch_eval(m: nn.Module) -> dict:
+    def epoch_eval(m: nn.Module, _epoch: int) -> dict:
         te = evaluate(m, data.x_test, data.y_test)
         row = {"test_acc": te["acc"], "test_err": 1.0 - te["acc"], "test_loss": te["loss"]}
         if n_tr:
