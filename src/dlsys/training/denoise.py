@@ -71,7 +71,7 @@ def train_frame_denoiser(model: torch.nn.Module, feats: dict, cfg: TrainConfig, 
     clean, noisy = feats["test_01_s"], feats["test_01_x"]
     n_fft, hop = feats["n_fft"], feats["hop"]
 
-    def evaluate(_m) -> dict:
+    def evaluate(_m, _epoch) -> dict:
         est = den.denoise(mix, len(noisy), n_fft, hop).cpu()
         rep = snr_report(clean, est, noisy)
         return {"val_snr_db": float(rep.snr[0]), "val_snri_db": float(rep.snri[0])}
@@ -136,7 +136,7 @@ def train_mask_rnn(model: torch.nn.Module, tr: dict, v: dict, cfg: TrainConfig, 
     vp = padded_split(v, transform, device)
     model.to(device)
 
-    def evaluate(m) -> dict:
+    def evaluate(m, _epoch) -> dict:
         est = denoise_split(m, vp, n_fft, hop, eval_batch, binary)
         rep = snr_report_many(vp["clean_wave"], est, vp["mix_wave"], vp["lengths"])
         s = rep.summary("val_")
