@@ -21,7 +21,16 @@ plt.rcParams.update({
     "axes.spines.top": False,
     "axes.spines.right": False,
     "font.size": 9,
+    "svg.hashsalt": "dlsys",  # SVG element ids from a fixed salt, not a random uuid per save
 })
+
+# What savefig would stamp into a file that changes with the date or the matplotlib version, not with the
+# figure: dropped, so the same figure gives the same bytes and DVC sees an unchanged output as unchanged.
+NO_VOLATILE_METADATA = {
+    "png": {"Software": None},
+    "svg": {"Date": None, "Creator": None},
+    "pdf": {"CreationDate": None, "Creator": None, "Producer": None},
+}
 
 
 def new_figure(ncols: int = 1, nrows: int = 1, size: tuple[float, float] | None = None, **kw):
@@ -36,7 +45,8 @@ def titled(text: str, source: str) -> str:
 def save_figure(fig, path: str | Path) -> Path:
     path = Path(path)
     with atomic_path(path, suffix=path.suffix) as tmp:
-        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", bbox_inches="tight")
+        fmt = path.suffix.lstrip(".").lower() or "png"
+        fig.savefig(tmp, format=fmt, bbox_inches="tight", metadata=NO_VOLATILE_METADATA.get(fmt))
     plt.close(fig)
     return path
 
