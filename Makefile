@@ -34,10 +34,14 @@ bench: install
 bench-pipeline: install
 	$(BIN)/python bench/bench_pipeline.py
 
-# What changed in the workspace against a git revision, drawn offline: reports/compare/README.md + images.
-REV ?= HEAD
+# What changed between two revisions (either may be `workspace`): a one-screen summary, then only the
+# metrics that moved beyond the tolerance, the changed params and the plots whose data changed, drawn
+# offline in reports/compare/README.md.  make compare A=HEAD~1 B=workspace [RTOL=0.001 ATOL=1e-6]
+A ?= $(or $(REV),HEAD)
+B ?= workspace
 compare: install
-	$(BIN)/python -m dlsys.reporting.compare --rev $(REV) --out reports/compare
+	$(BIN)/python -m dlsys.reporting.compare --a '$(A)' --b '$(B)' --out reports/compare \
+	  $(if $(RTOL),--rtol '$(RTOL)') $(if $(ATOL),--atol '$(ATOL)')
 
 # The results page (metrics, plots, audio players), generated from metrics/ and plots/: reports/index.html.
 report: install
