@@ -62,3 +62,44 @@ def test_chunks_and_transform():
     tf = InputTransform.fit(mag, "log", 1e-4)
     z = tf(mag)
     assert torch.allclose(z.mean(0), torch.zeros(4), atol=1e-5) and torch.allclose(z.std(0), torch.ones(4), atol=1e-4)
+
+
+def _pair_data(n_train=8000, n_test=3000, with_ref=True, gain=1.0):
+    c, n = _sig(n_train, 0), _sig(n_train, 1)
+    t_s, t_n = _sig(n_test, 2), _sig(n_test, 3)
+    return SimpleNamespace(train_clean=gain * c, train_dirty=gain * (c + n), test_01_x=gain * (t_s + t_n),
+                           test_01_s=gain * t_s if with_ref else None, test_02_x=gain * _sig(2000, 4), sr=1000)
+
+
+def test_the_validation_tail_is_cut_off_before_the_transform():
+    d = _pair_data()
+    f = denoise_features(d, 256, 128, "cpu", val_seconds=2.0)  # sr 1000: the last 2000 samples
+    head_x = torch.from_numpy(d.train_dirty[:6000])
+    assert f["val_seconds"] == 2.0
+    assert torch.allclose(f["train_mag_x"], stft(head_x, 256, 128).abs().T, atol=1e-6)  # no tail sample inside
+    assert torch.equal(f["val_x"], torch.from_numpy(d.train_dirty[6000:]))
+    assert torch.equal(f["val_s"], torch.from_numpy(d.train_clean[6000:]))
+    assert torch.allclose(f["val_mix"], stft(f["val_x"], 256, 128).T, atol=1e-6)
+    assert "test_01_s" in f and "test_01_mag_s" in f
+
+
+def test_no_tail_and_no_test_reference():
+    f = denoise_features(_pair_data(with_ref=False), 256, 128, "cpu", val_seconds=0.0)
+    assert "val_mix" not in f and "test_01_s" not in f and "test_01_mag_s" not in f
+    assert f["train_mag_x"].shape[0] == n_frames(8000, 128) and f["test_01_mix"].shape[0] == n_frames(3000, 128)
+
+
+def test_a_tail_that_leaves_nothing_to_train_on_is_a_user_error():
+    from dlsys.core.errors import UserError
+    with pytest.raises(UserError, match="val|validation"):
+        denoise_features(_pair_data(), 256, 128, "cpu", val_seconds=7.9)
+
+
+@pytest.mark.parametrize("kind", ["log", "linear"])
+def test_input_transform_ignores_the_overall_gain(kind):
+    """The log floor is relative to the training level: the same audio at any gain gives the same input."""
+    mag = torch.rand(200, 6) * torch.logspace(-4, 0, 6)  # bins from very quiet to loud
+    z = InputTransform.fit(mag, kind, 1e-4)(mag)
+    for c in (1e-3, 40.0):
+        zc = InputTransform.fit(mag * c, kind, 1e-4)(mag * c)
+        assert torch.allclose(zc, z, atol=1e-4), c

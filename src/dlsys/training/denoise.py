@@ -1,8 +1,9 @@
 """Training and evaluation for the denoisers, on top of the shared loop (`dlsys.training.fit`).
 
 Frame models (FC, 1-D CNN) train on noisy → clean magnitude columns of the HW2 training pair and are
-validated by the SNR of the reconstructed `test_01` every epoch. The recurrent model trains on the
-timit mixtures' ideal binary masks and is validated by the mean/median SNR over all `v/` files.
+validated every epoch by the SNR of its reconstructed held-out tail (never by a test file). The
+recurrent model trains on the timit mixtures' ideal binary masks and is validated by the mean/median
+SNR over all `v/` files.
 """
 
 from __future__ import annotations
@@ -30,20 +31,25 @@ class TrainConfig:
 # ---------------------------------------------------------------- frame models (FC, 1-D CNN)
 
 class FrameDenoiser:
-    """A frame model plus what turns its output into magnitudes: input transform, output scale, mode."""
+    """A frame model plus what turns its output into magnitudes: input transform, output scale, mode.
+
+    Training and inference share one convention: magnitudes are divided by `scale` (the RMS clean
+    training magnitude) before `output_to_magnitude`, and its result is multiplied by `scale` after it.
+    """
 
     def __init__(self, model: torch.nn.Module, transform: InputTransform, scale: float, predict: str):
         self.model, self.transform, self.scale, self.predict = model, transform, scale, predict
 
-    def output_to_magnitude(self, out: torch.Tensor, mag_x: torch.Tensor) -> torch.Tensor:
-        """Model output → clean-magnitude estimate (in units of `scale`; both modes are non-negative)."""
-        return out * (mag_x / self.scale) if self.predict == "mask" else out
+    def output_to_magnitude(self, out: torch.Tensor, rel_x: torch.Tensor) -> torch.Tensor:
+        """Model output and noisy magnitude |X| / scale → clean-magnitude estimate |Ŝ| / scale."""
+        return out * rel_x if self.predict == "mask" else out
 
     @torch.no_grad()
     def magnitudes(self, mag_x: torch.Tensor, batch: int = 4096) -> torch.Tensor:
         """(T, F) noisy magnitudes → (T, F) estimated clean magnitudes (absolute units)."""
         self.model.eval()
-        outs = [self.output_to_magnitude(self.model(self.transform(m)), m) for m in torch.split(mag_x, batch)]
+        outs = [self.output_to_magnitude(self.model(self.transform(m)), m / self.scale)
+                for m in torch.split(mag_x, batch)]
         return torch.cat(outs) * self.scale
 
     def denoise(self, mix: torch.Tensor, length: int, n_fft: int, hop: int) -> torch.Tensor:
@@ -52,9 +58,21 @@ class FrameDenoiser:
         return reconstruct(mix.T, mag.T, length, n_fft, hop)
 
 
+def frame_selection(feats: dict) -> str:
+    """How `train_frame_denoiser` chooses its epoch on these features (for the metrics file)."""
+    if "val_mix" in feats:
+        return (f"best epoch by SNR on the held-out last {feats['val_seconds']:g} s of the training pair "
+                f"(never trained on); test_01 is not used for selection")
+    return "final epoch (no validation tail: denoise.frame.val_seconds is 0)"
+
+
 def train_frame_denoiser(model: torch.nn.Module, feats: dict, cfg: TrainConfig, device, generator,
                          input_kind: str, log_floor: float, predict: str, desc: str) -> tuple[FrameDenoiser, EpochLog]:
-    """Fit on the training columns; every epoch, SNR of the denoised test_01; best epoch restored."""
+    """Fit on the training columns; every epoch, SNR of the denoised held-out tail; best epoch restored.
+
+    Only the training magnitudes and the tail (`val_*`) are read: the test files never steer training
+    or selection. Without a tail the final epoch is kept.
+    """
     mag_x = feats["train_mag_x"].to(device)
     mag_s = feats["train_mag_s"].to(device)
     transform = InputTransform.fit(mag_x, input_kind, log_floor)
@@ -64,21 +82,23 @@ def train_frame_denoiser(model: torch.nn.Module, feats: dict, cfg: TrainConfig, 
     batches = TensorBatches([inputs, mag_x / scale, mag_s / scale], cfg.batch_size, generator=generator)
 
     def loss_fn(m, batch):
-        x, mx, ms = batch
-        return torch.nn.functional.mse_loss(den.output_to_magnitude(m(x), mx), ms)
+        x, rel_x, rel_s = batch
+        return torch.nn.functional.mse_loss(den.output_to_magnitude(m(x), rel_x), rel_s)
 
-    mix = feats["test_01_mix"].to(device)
-    clean, noisy = feats["test_01_s"], feats["test_01_x"]
-    n_fft, hop = feats["n_fft"], feats["hop"]
+    evaluate = None
+    if "val_mix" in feats:
+        mix = feats["val_mix"].to(device)
+        clean, noisy = feats["val_s"], feats["val_x"]
+        n_fft, hop = feats["n_fft"], feats["hop"]
 
-    def evaluate(_m, _epoch) -> dict:
-        est = den.denoise(mix, len(noisy), n_fft, hop).cpu()
-        rep = snr_report(clean, est, noisy)
-        return {"val_snr_db": float(rep.snr[0]), "val_snri_db": float(rep.snri[0])}
+        def evaluate(_m, _epoch) -> dict:
+            est = den.denoise(mix, len(noisy), n_fft, hop).cpu()
+            rep = snr_report(clean, est, noisy)
+            return {"val_snr_db": float(rep.snr[0]), "val_snri_db": float(rep.snri[0])}
 
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    history = fit(model, opt, batches, loss_fn, cfg.epochs, evaluate=evaluate, select="val_snr_db",
-                  mode="max", desc=desc, grad_clip=cfg.grad_clip)
+    history = fit(model, opt, batches, loss_fn, cfg.epochs, evaluate=evaluate,
+                  select="val_snr_db" if evaluate else None, mode="max", desc=desc, grad_clip=cfg.grad_clip)
     return den, history
 
 
