@@ -14,6 +14,7 @@ TINY_DATA = {
                            "noises": ["white", "babble"], "noise_pool_seconds": 4.0},
 }
 TINY_MODELS = {
+    "denoise.frame.val_seconds": 2.0,
     "denoise.fc.epochs": 2, "denoise.fc.hidden": [32, 32],
     "denoise.cnn1d.epochs": 2, "denoise.cnn1d.conv": [[4, 9, 4], [8, 5, 2]],
     "denoise.rnn.epochs": 2, "denoise.rnn.hidden": 16, "denoise.rnn.layers": 1, "denoise.rnn.t_trunc": 20,
@@ -41,8 +42,11 @@ def test_denoise_family_end_to_end(repo_copy):
     rnn = json.loads((root / "metrics/denoise/rnn.json").read_text())
     cmp_ = json.loads((root / "metrics/denoise/compare.json").read_text())
     assert fc["data_source"] == rnn["data_source"] == "synthetic"
-    assert fc["epochs_run"] == 2 and fc["best_epoch"] in (1, 2)
-    assert abs(fc["test_01_snri_db"] - (fc["test_01_snr_db"] - fc["test_01_snr_in_db"])) < 1e-6
+    assert fc["epochs_run"] == 2 and "held-out last 2 s" in fc["selection"]
+    curve = [float(r.split(",")[2]) for r in (root / "plots/denoise/fc/val_snr.csv").read_text().split()[1:]]
+    assert fc["best_epoch"] == 1 + curve.index(max(curve)) and abs(fc["val_snr_db"] - max(curve)) < 1e-4
+    for split in ("test_01", "val"):
+        assert abs(fc[f"{split}_snri_db"] - (fc[f"{split}_snr_db"] - fc[f"{split}_snr_in_db"])) < 1e-6
     assert rnn["v_snr_oracle_ibm_db"] > rnn["v_snr_in_db"]
     assert set(cmp_) >= {"fc", "cnn1d", "rnn", "data_source"}
     assert json.loads((root / "metrics/denoise/features_timit.json").read_text())["seconds_stft"] > 0
@@ -59,3 +63,14 @@ def test_denoise_family_end_to_end(repo_copy):
         assert sorted(zf.namelist()) == sorted(f"te/{p.name}" for p in te)
     for name in ("snr.png", "snr.csv", "spectrograms.png"):
         assert (root / "plots/denoise/compare" / name).exists()
+    assert cmp_["fc"]["dataset"] == "denoise test_01"
+
+    # Without test_01's clean reference the frame models still train, select and report on the tail.
+    (raw / "test_01_s.wav").unlink()
+    for script, *args in [("stages/denoise_features.py",), ("stages/denoise_frame.py", "fc"),
+                          ("stages/denoise_compare.py",)]:
+        repo_copy.stage(script, *args)
+    fc2 = json.loads((root / "metrics/denoise/fc.json").read_text())
+    assert "test_01_snr_db" not in fc2 and fc2["val_snr_db"] == pytest.approx(fc["val_snr_db"], abs=1e-4)
+    cmp2 = json.loads((root / "metrics/denoise/compare.json").read_text())
+    assert cmp2["fc"]["dataset"].startswith("denoise training tail") and cmp2["fc"]["snr_db"] == fc2["val_snr_db"]
