@@ -6,11 +6,12 @@ STAMP := $(VENV)/.installed
 # dvc runs stage commands through the shell: make the venv's python the one they find.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install repro repro-real test bench bench-pipeline report compare clean-venv
+.PHONY: install repro repro-real test bench bench-pipeline report compare exp-table clean-venv
 
-$(STAMP): requirements.txt constraints.txt pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt -c constraints.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements.txt -r requirements-dev.txt \
+	  -c constraints.txt
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
@@ -42,6 +43,13 @@ B ?= workspace
 compare: install
 	$(BIN)/python -m dlsys.reporting.compare --a '$(A)' --b '$(B)' --out reports/compare \
 	  $(if $(RTOL),--rtol '$(RTOL)') $(if $(ATOL),--atol '$(ATOL)')
+
+# `dvc exp show` for people: only the params and metrics that differ between experiments, no timings, as
+# markdown (also saved to reports/experiments.md).  make exp-table [EXP_ARGS="-n 5" | EXP_ARGS=-A]
+EXP_ARGS ?=
+exp-table: install
+	@mkdir -p reports
+	$(BIN)/python -m dlsys.reporting.exp_table $(EXP_ARGS) > reports/experiments.md && cat reports/experiments.md
 
 # The results page (metrics, plots, audio players), generated from metrics/ and plots/: reports/index.html.
 report: install
