@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # dvc runs stage commands through the shell: make the venv's python the one they find.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install repro repro-real test bench bench-pipeline report compare exp-table clean-venv
+.PHONY: install repro repro-real test bench bench-pipeline report compare exp-table clean-venv remote push pull
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,8 +20,11 @@ install: $(STAMP)
 repro: install
 	$(BIN)/dvc repro
 
-# Every course ("seed") setting and every real dataset, as one DVC experiment (needs the real data: README).
+# Every course setting and every real dataset, as one DVC experiment, on files placed in data/external/
+# (README, 'Real data'). First one check names every missing file and its route; no network is used
+# unless DOWNLOAD=1 lets the acquisition stages fetch the published archives.
 repro-real: install
+	$(BIN)/python -m dlsys.data.preflight params-real.yaml $(if $(DOWNLOAD),--download)
 	$(BIN)/dvc exp run -n real-data $$($(BIN)/python -m dlsys.core.overlay params-real.yaml)
 
 test: install
@@ -54,6 +57,21 @@ exp-table: install
 # The results page (metrics, plots, audio players), generated from metrics/ and plots/: reports/index.html.
 report: install
 	$(BIN)/python -m dlsys.reporting.report --out reports
+
+# A team's shared cache: `make remote REMOTE=/mnt/share/dlsys-cache` (a local or network directory; for S3 use
+# s3://bucket/path after `pip install 'dvc-s3'`), then `make push` after a run and `make pull` in another clone:
+# the run-cache travels too, so `dvc repro` there re-runs no stage whose code, params and deps match.
+REMOTE ?=
+remote: install
+	@test -n "$(REMOTE)" || { echo "usage: make remote REMOTE=<directory or s3://bucket/path>"; exit 2; }
+	$(BIN)/dvc remote add --default --force team "$(REMOTE)"
+	@echo "DVC remote 'team' -> $(REMOTE) (written to .dvc/config; commit it to share it, or use --local)"
+
+push: install
+	$(BIN)/dvc push --run-cache
+
+pull: install
+	$(BIN)/dvc pull --run-cache
 
 clean-venv:
 	rm -rf $(VENV)

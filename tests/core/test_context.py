@@ -1,6 +1,7 @@
 """The stage context and `stage_main`: the command line, errors, timings, checkpoints."""
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -21,6 +22,8 @@ stages:
       - stages/demo_step.py
       - data/raw/toy
     params:
+      - seed
+      - device
       - demo.lr
     outs:
       - data/models/demo/model.pt
@@ -157,3 +160,15 @@ def test_source_is_real_only_when_every_dataset_is(tmp_path, monkeypatch):
         ctx.use_data("a")
     with pytest.raises(UserError, match="acquire_missing"):
         ctx.use_data("missing")
+
+
+@pytest.mark.parametrize("value, ok", [("1", True), ("0", False), ("two", False)])
+def test_threads_env_caps_torch_threads_or_fails_in_one_line(tmp_path, value, ok):
+    _project(tmp_path, "import torch; Path('threads').write_text(str(torch.get_num_threads()))\n")
+    proc = subprocess.run([sys.executable, "stages/demo_step.py"], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "DLSYS_THREADS": value}, timeout=120)
+    if ok:
+        assert proc.returncode == 0 and (tmp_path / "threads").read_text() == value
+    else:
+        assert proc.returncode == 2 and "DLSYS_THREADS must be a positive integer" in proc.stderr
+        assert "Traceback" not in proc.stderr

@@ -18,6 +18,7 @@ import errno
 import json
 import logging
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ MODELS_ROOT = Path("data/models")
 FEATURES_ROOT = Path("data/features")
 DVC_YAML = Path("dvc.yaml")
 # OS errors a user can fix (disk full, permissions, read-only disk, quota): one line, not a traceback.
+THREADS_ENV = "DLSYS_THREADS"
 _USER_OS_ERRORS = {errno.ENOSPC, errno.EACCES, errno.EPERM, errno.EROFS, errno.EDQUOT}
 
 
@@ -243,6 +245,7 @@ def stage_main(stage: str, run: Callable[[StageContext], Any], doc: str | None =
     t0 = time.perf_counter()
     ctx: StageContext | None = None
     try:
+        set_threads(os.environ.get(THREADS_ENV))
         params = load_params()
         seed = params.int("seed", lo=0, hi=2**63 - 1)
         ctx = StageContext(stage=stage, params=params, device=device_from_params(params),
@@ -261,6 +264,21 @@ def stage_main(stage: str, run: Callable[[StageContext], Any], doc: str | None =
     ctx.timings["stage_seconds"] = round(seconds, 2)
     write_timings(ctx.family, ctx.step, ctx.timings)
     log.info("finished in %.1f s", seconds)
+
+
+def set_threads(value: str | None) -> None:
+    """DLSYS_THREADS=n caps torch's CPU threads, so parallel queue workers (`dvc queue start -j 2`) do not
+    fight over the cores. An environment setting, not a param: it changes speed, not what is computed."""
+    if not value:
+        return
+    try:
+        n = int(value)
+    except ValueError:
+        raise UserError(f"{THREADS_ENV} must be a positive integer, got {value!r}") from None
+    if n < 1:
+        raise UserError(f"{THREADS_ENV} must be a positive integer, got {value!r}")
+    torch.set_num_threads(n)
+    log.info("torch threads: %d (%s)", n, THREADS_ENV)
 
 
 def _fail(label: str, message: str) -> None:
