@@ -169,14 +169,15 @@ def build(external_root: Path, out: Path, p: Params, seed: int) -> dict:
         "licence": "; ".join([LIBRISPEECH_LICENCE] + [{ESC50: ESC50_LICENCE, SPEECH_COMMANDS: SC_LICENCE}[c]
                                                       for c in corpora]),
         "snr_db": list(snr), "sentence_seconds": list(seconds), "noises_per_sentence": per_sentence,
-        "mixtures": {}, "speakers": spk_of, "files": {}, "calibration": {}}
+        "mixtures": {}, "speakers": {}, "files": {}, "calibration": {}}
     for split in SPLITS:
         srng = rng_for(seed, "timit_denoise", f"public-{split}")
         xp, sp, np_ = TIMIT_SPLITS[split]
         folder_out = out / TIMIT_DIR / split
         folder_out.mkdir(parents=True)
-        streams = [_Sentences(speakers[s], sr, vad, seconds, rng_for(seed, "timit_denoise", f"spk{s}"))
+        streams = [(s, _Sentences(speakers[s], sr, vad, seconds, rng_for(seed, "timit_denoise", f"spk{s}")))
                    for s in spk_of[split]]
+        used_spk = set()
         pool = [noise[split][i] for i in srng.permutation(len(noise[split]))]
         cursor = 0
         used_speech, sources, noises = [], [], []
@@ -184,11 +185,12 @@ def build(external_root: Path, out: Path, p: Params, seed: int) -> dict:
         for i in range(counts[split]):
             got = None
             while streams and got is None:
-                stream = streams[k % len(streams)]
+                spk, stream = streams[k % len(streams)]
                 got = stream.next()
                 if got is None:
-                    streams.remove(stream)
+                    streams.remove((spk, stream))
                 else:
+                    used_spk.add(spk)
                     k += 1
             if got is None:
                 raise DataFormatError(
@@ -210,6 +212,7 @@ def build(external_root: Path, out: Path, p: Params, seed: int) -> dict:
                 sources.append(s)
                 noises.append(n)
         summary["mixtures"][split] = counts[split] * per_sentence
+        summary["speakers"][split] = [s for s in spk_of[split] if s in used_spk]  # those actually heard
         summary["files"][split] = {
             "speech": used_speech,
             "noise": sorted(str(c.path.relative_to(external_root)) for c in noise[split])}
