@@ -1,15 +1,15 @@
-"""The tiny CIFAR CNN: the seed's shapes, He init, and the weight transfer for the SSL study."""
+"""The tiny CIFAR CNN: the course's shapes, He init, and the weight transfer for the SSL study.
+(Building it from params is the task's: tests/tasks/test_cifar.py.)"""
 
 import math
 
 import pytest
 import torch
 
-from dlsys.core import Params
-from dlsys.models.cifar_cnn import CifarCNN, build_model, transfer_features
+from dlsys.models.cifar_cnn import CifarCNN, transfer_features
 
 
-def test_architecture_is_the_seeds():
+def test_architecture_is_the_courses():
     m = CifarCNN(10)
     assert m.conv1.weight.shape == (10, 3, 5, 5) and m.conv1.stride == (1, 1)
     assert m.conv2.weight.shape == (10, 10, 5, 5)
@@ -26,11 +26,6 @@ def test_he_initialisation():
         fan_in = layer.weight[0].numel()
         assert layer.weight.std().item() == pytest.approx(math.sqrt(2.0 / fan_in), rel=0.08)
         assert torch.count_nonzero(layer.bias) == 0
-
-
-def test_build_model_reads_params():
-    m = build_model(Params({"model": {"channels": [10, 10], "kernel": 5, "hidden": 20}}).sub("model"), 3)
-    assert m.head.out_features == 3 and m.fc1.out_features == 20
 
 
 def test_transfer_copies_every_layer_but_the_head():

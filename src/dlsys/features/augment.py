@@ -1,4 +1,4 @@
-"""CIFAR augmentations and the rotation pretext transforms (issue 7), pixel-exact, batched, on tensors.
+"""CIFAR augmentations and the rotation pretext transforms, pixel-exact, batched, on tensors.
 
 Images are NCHW float tensors in [0, 1] (`to_unit`); the network sees them rescaled to [-1, 1]
 (`to_signed`). All transforms work on whole batches on whatever device the tensor lives on.

@@ -1,4 +1,4 @@
-"""The course's tiny CIFAR CNN (issue 7), exactly the seed's network.
+"""The course's tiny CIFAR CNN, layer for layer.
 
 conv 10@5×5 (stride 1) → ReLU → max-pool 2×2/2 → conv 10@5×5 → ReLU → max-pool 2×2/2 → flatten →
 FC 20 → ReLU → FC n_classes (10, or 3 for the rotation pretext); softmax lives in the loss
@@ -41,15 +41,6 @@ class CifarCNN(nn.Module):
 def he_init_(layer: nn.Module) -> None:
     nn.init.kaiming_normal_(layer.weight, mode="fan_in", nonlinearity="relu")
     nn.init.zeros_(layer.bias)
-
-
-def build_model(model_params, n_classes: int) -> CifarCNN:
-    """From the `cifar.model` params group (channels, kernel, hidden)."""
-    channels = model_params.list("channels", item_type=int, min_len=2, lo=1)
-    if len(channels) != 2:
-        raise model_params._bad("channels", "a list of two conv widths", channels)
-    return CifarCNN(n_classes=n_classes, channels=(channels[0], channels[1]),
-                    kernel=model_params.int("kernel", lo=1, hi=13), hidden=model_params.int("hidden", lo=1))
 
 
 def transfer_features(src: nn.Module, dst: CifarCNN) -> list[str]:

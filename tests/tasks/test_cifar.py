@@ -1,0 +1,269 @@
+"""The CIFAR task module: recipes, the selection rules, and every training stage surviving divergence.
+
+Stages run in-process (stage_main) in a temporary directory holding a tiny CIFAR-10 in its native layout.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from dlsys.core.context import stage_main
+from dlsys.core.errors import UserError
+from dlsys.core.params import Params
+from dlsys.data.cifar10 import SUBDIR, write_cifar_batches
+from dlsys.tasks import cifar
+
+N_TRAIN, N_TEST, N_VAL, N_LABELLED = 240, 70, 40, 30
+
+
+def tiny_params(**overrides) -> dict:
+    p = {
+        "seed": 0, "device": "cpu",
+        "cifar": {
+            "model": {"channels": [4, 4], "kernel": 5, "hidden": 8},
+            "n_val": N_VAL, "eval_batch": 32,
+            "augment": {"bright": 1.1, "dark": 0.9, "n_preview": 2},
+            "train": {"epochs": 3, "batch_size": 50, "lr": 0.01},
+            "pretext": {"epochs": 2, "batch_size": 64, "lr": 0.001},
+            "ssl": {"n_labelled": N_LABELLED, "epochs": 6, "eval_every": 2, "lr": 0.001, "lr_transferred": 1e-5},
+        },
+    }
+    for key, value in overrides.items():
+        node = p
+        *head, last = key.split(".")
+        for part in head:
+            node = node[part]
+        node[last] = value
+    return p
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch) -> Path:
+    """A repository-like directory: params.yaml and data/raw/cifar10 (tiny, synthetic, learnable)."""
+    rng = np.random.default_rng(0)
+
+    def images(n):
+        y = rng.integers(0, 10, n)
+        # The class shows as the mean brightness, so a few epochs learn something.
+        x = np.clip(rng.normal(y[:, None, None, None] * 20 + 30, 20, (n, 32, 32, 3)), 0, 255).astype(np.uint8)
+        return x, y
+
+    (x_tr, y_tr), (x_te, y_te) = images(N_TRAIN), images(N_TEST)
+    raw = tmp_path / "data/raw/cifar10"
+    write_cifar_batches(raw / SUBDIR, x_tr, y_tr, x_te, y_te, [f"class{i}" for i in range(10)])
+    (raw / "dataset.json").write_text(json.dumps({"source": "synthetic"}))
+    monkeypatch.chdir(tmp_path)
+    write_params(tiny_params())
+    return tmp_path
+
+
+def write_params(p: dict) -> None:
+    Path("params.yaml").write_text(yaml.safe_dump(p, sort_keys=False))
+
+
+def run(stage: str, fn, *argv: str) -> None:
+    stage_main(stage, fn, "test", argv=list(argv),
+               **({"variant": "variant", "choices": cifar.TRAIN_VARIANTS} if stage == "cifar_train" else {}))
+
+
+def metrics(step: str) -> dict:
+    return json.loads(Path(f"metrics/cifar/{step}.json").read_text())
+
+
+def curve(step: str, name: str = "curves") -> list[dict]:
+    import csv
+
+    with open(f"plots/cifar/{step}/{name}.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+# ------------------------------------------------------------------------- recipes
+
+def test_model_config_reads_the_model_group():
+    p = Params(tiny_params())
+    assert cifar.model_config(p, 3) == {"n_classes": 3, "channels": [4, 4], "kernel": 5, "hidden": 8}
+    m = cifar.build_model(cifar.model_config(p, 3))
+    assert m.head.out_features == 3 and m.fc1.out_features == 8 and m.conv2.out_channels == 4
+
+
+def test_model_config_refuses_three_conv_widths():
+    with pytest.raises(UserError, match="cifar.model.channels"):
+        cifar.model_config(Params(tiny_params(**{"cifar.model.channels": [4, 4, 4]})), 10)
+
+
+def test_a_zero_learning_rate_is_refused():
+    with pytest.raises(UserError, match="cifar.train.lr"):
+        cifar.TrainRecipe.from_params(Params(tiny_params(**{"cifar.train.lr": 0})))
+
+
+# ------------------------------------------------------------------------- evaluation and selection helpers
+
+def test_safe_accuracy_counts_argmax_hits_and_is_nan_for_non_finite_logits():
+    x = torch.eye(4)
+    y = torch.tensor([0, 1, 2, 0])
+    ident = torch.nn.Identity()
+    assert cifar.safe_accuracy(ident, x, y, batch=3) == pytest.approx(0.75)  # batches of 3 + 1
+    broken = torch.nn.Linear(4, 4)
+    with torch.no_grad():
+        broken.weight.fill_(float("nan"))
+    assert math.isnan(cifar.safe_accuracy(broken, x, y, batch=2))
+
+
+def test_best_on_test_takes_the_highest_finite_point_earliest_first():
+    rows = [{"epoch": 2, "test_acc": 0.3}, {"epoch": 4, "test_acc": 0.5}, {"epoch": 6, "test_acc": float("nan")},
+            {"epoch": 8, "test_acc": 0.5}, {"epoch": 10, "test_acc": None}, {"epoch": 12, "test_acc": 0.4}]
+    assert cifar.best_on_test(rows) == {"test_selected_acc": 0.5, "test_selected_epoch": 4}
+    assert cifar.best_on_test([{"epoch": 1, "test_acc": None}]) == {"test_selected_acc": None,
+                                                                    "test_selected_epoch": None}
+
+
+def test_gains_compare_final_with_final_and_selected_with_selected():
+    base = [{"epoch": 2, "test_acc": 0.6}, {"epoch": 4, "test_acc": 0.2}]
+    got = cifar.gains_over_baseline(base, {"final_test_acc": 0.5, "test_selected_acc": 0.7})
+    assert got["final_gain_over_baseline"] == pytest.approx(0.3)
+    assert got["test_selected_gain_over_baseline"] == pytest.approx(0.1)
+    # A diverged baseline (last row without a test value) has no final number to compare with.
+    assert "final_gain_over_baseline" not in cifar.gains_over_baseline(
+        [*base, {"epoch": 5, "test_acc": None}], {"final_test_acc": 0.5, "test_selected_acc": 0.7})
+
+
+def test_joined_aligns_curves_on_the_epoch():
+    rows = cifar.joined({"a": [{"epoch": 1.0, "x": 1}, {"epoch": 2.0, "x": 2}], "b": [{"epoch": 2.0, "x": 5}]}, ("x",))
+    assert rows == [{"epoch": 1, "a x": 1}, {"epoch": 2, "a x": 2, "b x": 5}]
+
+
+# ------------------------------------------------------------------------- stages
+
+def test_the_split_is_carved_from_the_training_images(workdir):
+    run("cifar_augment", cifar.run_augment)
+    split = torch.load("data/features/cifar/split.pt", weights_only=True)
+    tr, va = split["train"].tolist(), split["val"].tolist()
+    assert len(va) == N_VAL and sorted(tr + va) == list(range(N_TRAIN))
+    m = metrics("augment")
+    assert m["n_train"] == N_TRAIN - N_VAL and m["n_augmented"] == 4 * (N_TRAIN - N_VAL) and m["labels_repeated"]
+
+
+def test_train_selects_on_validation_and_tests_only_the_chosen_model(workdir, monkeypatch):
+    """Validation accuracy is scripted to peak at epoch 1: the saved and tested model must be epoch 1's,
+    and the test images must be seen exactly once, after training."""
+    run("cifar_augment", cifar.run_augment)
+    real = cifar.safe_accuracy
+    scripted = iter([0.9, 0.1, 0.2])
+    seen = {"val_states": [], "test_states": []}
+
+    def spy(model, x, y, batch):
+        state = {k: v.clone() for k, v in model.state_dict().items()}
+        if len(y) == N_VAL:
+            seen["val_states"].append(state)
+            return next(scripted)
+        assert len(y) == N_TEST, len(y)
+        seen["test_states"].append(state)
+        return real(model, x, y, batch)
+
+    monkeypatch.setattr(cifar, "safe_accuracy", spy)
+    run("cifar_train", cifar.run_train, "baseline")
+    m = metrics("train_baseline")
+    assert m["best_epoch"] == 1 and m["best_val_acc"] == 0.9 and m["final_val_acc"] == 0.2
+    assert "validation" in m["selection"] and "training" in m["selection"]
+    assert len(seen["test_states"]) == 1, "the test set must be used once, on the chosen model"
+    epoch1 = seen["val_states"][0]
+    assert all(torch.equal(seen["test_states"][0][k], v) for k, v in epoch1.items())
+    saved = torch.load("data/models/cifar/baseline.pt", weights_only=True)
+    assert not saved["diverged"] and saved["config"]["n_classes"] == 10
+    assert all(torch.equal(saved["state_dict"][k], v) for k, v in epoch1.items())
+    assert m["test_acc"] == pytest.approx(real(_loaded(saved), *_test_set(), 32))
+
+
+def _loaded(ckpt):
+    model = cifar.build_model(ckpt["config"])
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval()
+
+
+def _test_set():
+    from dlsys.data.cifar10 import load_cifar10
+    from dlsys.features.augment import to_signed, to_unit
+
+    d = load_cifar10("data/raw/cifar10")
+    return to_signed(to_unit(d.x_test)), torch.as_tensor(d.y_test)
+
+
+def test_ssl_headlines_the_final_epoch_and_labels_the_test_selected_point(workdir):
+    run("cifar_pretext", cifar.run_pretext)
+    run("cifar_ssl_baseline", cifar.run_ssl_baseline)
+    run("cifar_ssl_transfer", cifar.run_ssl_transfer)
+    for step in ("ssl_baseline", "ssl_transfer"):
+        m, rows = metrics(step), curve(step)
+        accs = [float(r["test_acc"]) for r in rows]
+        assert [int(r["epoch"]) for r in rows] == [2, 4, 6]  # every eval_every epochs, via fit's eval_every
+        assert m["final_test_acc"] == pytest.approx(accs[-1])
+        assert m["test_selected_acc"] == pytest.approx(max(accs))
+        assert int(rows[accs.index(max(accs))]["epoch"]) == m["test_selected_epoch"]
+        assert "best_test_acc" not in m and m["selection"].startswith("final epoch")
+        assert "test_selected" in m["selection"]
+    base, tra = metrics("ssl_baseline"), metrics("ssl_transfer")
+    assert tra["final_gain_over_baseline"] == pytest.approx(tra["final_test_acc"] - base["final_test_acc"])
+    assert tra["test_selected_gain_over_baseline"] == pytest.approx(
+        tra["test_selected_acc"] - base["test_selected_acc"])
+    assert Path("plots/cifar/ssl_transfer/compare.png").stat().st_size > 1000
+    # The transfer model starts from the pretext weights: with a 1e-5 lr they barely move.
+    pre = torch.load("data/models/cifar/pretext.pt", weights_only=True)["state_dict"]
+    tra_w = torch.load("data/models/cifar/ssl_transfer.pt", weights_only=True)["state_dict"]
+    assert (tra_w["conv1.weight"] - pre["conv1.weight"]).abs().max() < 1e-3
+
+
+def test_transfer_refuses_a_diverged_pretext_model(workdir, capsys):
+    write_params(tiny_params(**{"cifar.pretext.lr": 1e30}))
+    run("cifar_pretext", cifar.run_pretext)
+    write_params(tiny_params())
+    with pytest.raises(SystemExit) as exc:
+        run("cifar_ssl_transfer", cifar.run_ssl_transfer)
+    assert exc.value.code == 2 and "diverged" in capsys.readouterr().err
+
+
+DIVERGING = {
+    "cifar_train@baseline": ("cifar_train", cifar.run_train, ("baseline",), "train_baseline", "baseline.pt",
+                             {"cifar.train.lr": 1e30}),
+    "cifar_train@augmented": ("cifar_train", cifar.run_train, ("augmented",), "train_augmented", "augmented.pt",
+                              {"cifar.train.lr": 1e30}),
+    "cifar_pretext": ("cifar_pretext", cifar.run_pretext, (), "pretext", "pretext.pt", {"cifar.pretext.lr": 1e30}),
+    "cifar_ssl_baseline": ("cifar_ssl_baseline", cifar.run_ssl_baseline, (), "ssl_baseline", "ssl_baseline.pt",
+                           {"cifar.ssl.lr": 1e30}),
+    "cifar_ssl_transfer": ("cifar_ssl_transfer", cifar.run_ssl_transfer, (), "ssl_transfer", "ssl_transfer.pt",
+                           {"cifar.ssl.lr": 1e30, "cifar.ssl.lr_transferred": 1e30}),
+}
+
+
+@pytest.mark.parametrize("name", list(DIVERGING))
+def test_every_training_stage_survives_a_diverging_learning_rate(workdir, name):
+    stage, fn, argv, step, model, lr = DIVERGING[name]
+    if stage == "cifar_train":
+        run("cifar_augment", cifar.run_augment)
+    if stage == "cifar_ssl_transfer":  # needs a good pretext model and the baseline's curve
+        run("cifar_pretext", cifar.run_pretext)
+        run("cifar_ssl_baseline", cifar.run_ssl_baseline)
+    write_params(tiny_params(**lr))
+    run(stage, fn, *argv)  # returns: exit status 0
+
+    m = metrics(step)
+    assert m["diverged"] is True and isinstance(m["diverged_at_epoch"], int)
+    assert m["epochs"] == m["diverged_at_epoch"]  # stopped there
+    text = Path(f"metrics/cifar/{step}.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    headline = {"train_baseline": "test_acc", "train_augmented": "test_acc", "pretext": "final_test_rotation_acc",
+                "ssl_baseline": "final_test_acc", "ssl_transfer": "final_test_acc"}[step]
+    assert m[headline] is None  # nothing learnt is reported as a result
+    for ext in ("csv", "png"):
+        assert Path(f"plots/cifar/{step}/curves.{ext}").stat().st_size > 0
+    rows = curve(step)
+    assert int(rows[-1]["epoch"]) == m["diverged_at_epoch"]
+    ckpt = torch.load(f"data/models/cifar/{model}", weights_only=True)
+    finite = all(bool(torch.isfinite(t).all()) for t in ckpt["state_dict"].values() if t.is_floating_point())
+    assert ckpt["diverged"] is (not finite) and ckpt["diverged"]  # the NaN model is never saved as good
