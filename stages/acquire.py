@@ -1,29 +1,19 @@
-"""acquire_<name>: build data/raw/<name>/ from the configured source (synthetic or real)."""
+"""acquire_<name>: build data/raw/<name>/ from the configured source (synthetic or real).
+
+Everything is validated (every file read back by the dataset's reader) and previewed (plots/data/<name>/,
+audio/data/<name>/) in temporary directories before anything is renamed into place; metrics come last.
+"""
 
 import argparse
-import logging
+import sys
 
-from dlsys.core import atomic_dir, load_params, write_metrics
-from dlsys.core.outputs import PLOTS_ROOT
-from dlsys.core.stage import run_stage
-from dlsys.data.registry import acquire, get_spec, raw_dir
-
-log = logging.getLogger("dlsys.acquire")
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("dataset")
-    args = ap.parse_args()
-    params = load_params()
-    spec = get_spec(args.dataset)  # unknown names fail before any work
-    meta = acquire(args.dataset, params, seed=params.int("seed", lo=0))
-    write_metrics("data", args.dataset, {k: v for k, v in meta.items() if k not in ("name", "source")},
-                  source=meta["source"])
-    with atomic_dir(PLOTS_ROOT / "data" / args.dataset) as tmp:
-        if spec.preview is not None:
-            spec.preview(raw_dir(args.dataset), tmp, meta["source"])
-
+from dlsys.core.context import stage_main
+from dlsys.tasks import datasets
 
 if __name__ == "__main__":
-    run_stage(main, "acquire")
+    argv = sys.argv[1:]
+    if not argv or argv[0].startswith("-"):  # --help, or no dataset: argparse explains and exits
+        ap = argparse.ArgumentParser(prog="python stages/acquire.py", description=__doc__)
+        ap.add_argument("dataset", choices=sorted(datasets.PREVIEWS))
+        ap.parse_args(argv)
+    stage_main(f"acquire_{argv[0]}", datasets.run_acquire, __doc__, argv=argv[1:])

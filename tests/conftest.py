@@ -69,6 +69,12 @@ def repo_copy(tmp_path: Path) -> RepoCopy:
             shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         else:
             shutil.copy2(src, target)
+    # The committed placeholders of data/external/<name>/ (acquire stages list those folders as deps),
+    # never the real data a developer keeps beside them.
+    for readme in ROOT.glob("data/external/*/README.md"):
+        target = dst / readme.relative_to(ROOT)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(readme, target)
     subprocess.run(["git", "init", "-q"], cwd=dst, check=True)
     subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "add", "-A"], cwd=dst, check=True)
     subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init"], cwd=dst,

@@ -28,6 +28,7 @@ LOADERS = {
     "timit_denoise": "dlsys.data.audio.sets:load_timit",
     "speakers": "dlsys.data.audio.sets:load_speakers",
     "speech_commands": "dlsys.data.audio.sets:load_speech_commands",
+    "har": "dlsys.data.har:load_har",
 }
 
 

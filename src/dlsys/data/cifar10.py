@@ -13,8 +13,9 @@ import numpy as np
 
 from dlsys.core.errors import DataFormatError
 from dlsys.core.params import Params
+from dlsys.data.cifar_folder import FOLDER as CIFAR_FOLDER, install_folder
 from dlsys.data.download import extract_tar
-from dlsys.data.registry import require_raw_dir, DatasetSpec, Download, dataset_source, register
+from dlsys.data.registry import require_raw_dir, DatasetSpec, Download, dataset_source, max_array_mb, register
 from dlsys.data.safe_pickle import dump_pickle, load_pickle
 
 SUBDIR = "cifar-10-batches-py"
@@ -22,7 +23,7 @@ TRAIN_BATCHES = [f"data_batch_{i}" for i in range(1, 6)]
 TEST_BATCH = "test_batch"
 META = "batches.meta"
 ARCHIVE = Download("cifar-10-python.tar.gz", ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",),
-                   md5="c58f30108f718f92721af3b95e74349a")
+                   md5="c58f30108f718f92721af3b95e74349a", placed=(CIFAR_FOLDER,))
 
 
 @dataclass
@@ -42,18 +43,38 @@ def _str_keys(d: dict, path: Path) -> dict:
 
 
 def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    d = _str_keys(load_pickle(path), path)
+    d = _str_keys(load_pickle(path, max_array_mb=max_array_mb(path.parent.parent)), path)
     if "data" not in d or "labels" not in d:
         raise DataFormatError(f"{path}: missing 'data' or 'labels'")
-    data = np.asarray(d["data"])
-    labels = np.asarray(d["labels"], dtype=np.int64)
-    if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
-        raise DataFormatError(f"{path}: 'data' must be uint8 N×3072, got {data.dtype} {data.shape}")
+    data = d["data"]
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        got = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise DataFormatError(f"{path}: 'data' must be a uint8 N×3072 array, got {got}")
+    labels = _labels(d["labels"], path)
     if len(labels) != len(data):
         raise DataFormatError(f"{path}: {len(data)} images but {len(labels)} labels")
-    if len(labels) and (labels.min() < 0 or labels.max() > 9):
-        raise DataFormatError(f"{path}: labels outside 0..9")
     return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy(), labels
+
+
+def _labels(raw, path: Path) -> np.ndarray:
+    """Class indices 0..9 from a list or 1-D integer array; floats, bools, strings, None and nested
+    lists are refused rather than cast (1.7 would silently become class 1)."""
+    if isinstance(raw, np.ndarray):
+        if raw.ndim != 1 or (raw.size and raw.dtype.kind not in "iu"):
+            raise DataFormatError(f"{path}: 'labels' must be a 1-D array of integers 0..9, got {raw.dtype} "
+                                  f"{raw.shape}")
+        labels = raw.astype(np.int64)
+        if len(labels) and (labels.min() < 0 or labels.max() > 9):
+            raise DataFormatError(f"{path}: labels outside 0..9 (found {labels.min()}..{labels.max()})")
+        return labels
+    if not isinstance(raw, (list, tuple)):
+        raise DataFormatError(f"{path}: 'labels' must be a list of integers 0..9, got {type(raw).__name__}")
+    for v in raw:
+        if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+            raise DataFormatError(f"{path}: 'labels' must be integers 0..9, found {v!r:.40}")
+        if not 0 <= v <= 9:
+            raise DataFormatError(f"{path}: labels outside 0..9 (found {v})")
+    return np.asarray(raw, dtype=np.int64)
 
 
 def read_meta(path: Path) -> list[str]:
@@ -61,7 +82,7 @@ def read_meta(path: Path) -> list[str]:
     names = d.get("label_names")
     if not isinstance(names, list) or len(names) != 10:
         raise DataFormatError(f"{path}: 'label_names' must list 10 class names")
-    return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+    return [n.decode("latin1") if isinstance(n, bytes) else str(n) for n in names]
 
 
 def load_cifar10(raw_dir: str | Path = "data/raw/cifar10") -> CifarData:
@@ -99,6 +120,8 @@ def generate(out: Path, p: Params, seed: int) -> dict:
 
 
 def install_real(files: dict[str, Path], out: Path, p: Params) -> dict:
+    if files[ARCHIVE.filename].is_dir():  # the user placed an extracted cifar-10-batches-py/
+        return install_folder(files[ARCHIVE.filename], out, load_cifar10_arrays)
     extract_tar(files[ARCHIVE.filename], out, members_prefix=SUBDIR)
     d = load_cifar10_arrays(out)
     return {"n_train": len(d[1]), "n_test": len(d[3]), "class_names": d[4]}
@@ -112,20 +135,9 @@ def load_cifar10_arrays(raw_dir: Path):
             read_meta(base / META))
 
 
-def preview(raw_dir: Path, plots: Path, source: str) -> None:
-    from dlsys.plots import image_grid, save_figure, titled
-
-    x, y, _, _, names = load_cifar10_arrays(raw_dir)
-    cells = []
-    for k in range(10):
-        idx = np.flatnonzero(y == k)[:10]
-        cells += [x[i] for i in idx] + [None] * (10 - len(idx))
-    save_figure(image_grid(cells, 10, 10, titled("CIFAR-10 train samples, one row per class", source),
-                           row_labels=names, cell=0.8), plots / "samples.png")
-
-
 SPEC = register(DatasetSpec(
-    name="cifar10", generate=generate, install_real=install_real, preview=preview, downloads=[ARCHIVE],
+    name="cifar10", generate=generate, install_real=install_real, validate=load_cifar10, preview="cifar10",
+    pickled=True, downloads=[ARCHIVE],
     licence="CIFAR-10: Alex Krizhevsky, Learning Multiple Layers of Features from Tiny Images (2009); "
             "free for research use with citation",
 ))

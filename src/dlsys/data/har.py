@@ -14,6 +14,7 @@ cadences and orientations vary), so the task is learnable but not trivial.
 from __future__ import annotations
 
 import logging
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ GRAVITY = 9.81
 REAL_SHARE = {"Walking": 0.386, "Jogging": 0.312, "Upstairs": 0.112, "Downstairs": 0.091,
               "Sitting": 0.055, "Standing": 0.044}
 
+_MAX_FLOAT32 = float(np.finfo(np.float32).max)
 _RECORD = re.compile(r"\s*(\d+)\s*,\s*([A-Za-z]+)\s*,\s*(\d+)\s*,\s*([-+0-9.eE]+)\s*,\s*([-+0-9.eE]+)\s*,"
                      r"\s*([-+0-9.eE]+)\s*$")
 
@@ -47,6 +49,10 @@ class HarRecords:
     timestamp: np.ndarray   # int64 (N,)
     xyz: np.ndarray         # float32 (N, 3)
     skipped: int = 0
+    activities: tuple[str, ...] = ACTIVITIES
+
+    def windows(self, length: int, step: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return window(self, length, step)
 
 
 def read_raw(path: str | Path) -> HarRecords:
@@ -54,6 +60,8 @@ def read_raw(path: str | Path) -> HarRecords:
     path = Path(path)
     if not path.exists():
         raise MissingDataError(f"{path}: WISDM raw file not found; run `dvc repro acquire_har`")
+    if not path.is_file():
+        raise DataFormatError(f"{path}: not a regular file (expected the WISDM raw text file)")
     text = path.read_text(errors="replace")
     users, acts, times, vals = [], [], [], []
     skipped = 0
@@ -71,6 +79,10 @@ def read_raw(path: str | Path) -> HarRecords:
         except ValueError:
             skipped += 1
             continue
+        if not all(math.isfinite(v) and abs(v) <= _MAX_FLOAT32 for v in xyz):
+            # 1e999 parses as inf: a sensor never reads that; a silent inf would poison every window it is in
+            raise DataFormatError(f"{path}: record {len(users) + skipped + 1} has a non-finite or out-of-range "
+                                  f"value: {rec.strip()[:60]!r}")
         users.append(int(m.group(1)))
         acts.append(act)
         times.append(int(m.group(3)))
@@ -207,7 +219,7 @@ def install_real(files: dict[str, Path], out_dir: Path, params: Params) -> dict:
 
     tmp = out_dir / ".extract"
     extract_tar(files[ARCHIVE], tmp)
-    found = sorted(tmp.rglob(RAW_FILE))
+    found = sorted(p for p in tmp.rglob(RAW_FILE) if p.is_file() and not p.is_symlink())
     if not found:
         raise DataFormatError(f"{files[ARCHIVE]}: archive has no {RAW_FILE}")
     found[0].replace(out_dir / RAW_FILE)
@@ -218,29 +230,22 @@ def install_real(files: dict[str, Path], out_dir: Path, params: Params) -> dict:
     return {"users": int(len(np.unique(rec.user))), "records": int(len(rec.user)), "skipped": rec.skipped}
 
 
-def preview(raw_dir: Path, plots_dir: Path, source: str) -> None:
-    """One window of each activity, three axes, so a person can see what the classifier gets."""
-    from dlsys.plots import new_figure, save_figure, titled
+def load_har(raw_dir: str | Path = "data/raw/har") -> HarRecords:
+    """The acquired raw file of data/raw/har/ (every record parsed and checked)."""
+    from dlsys.data.registry import require_raw_dir
 
-    rec = read_raw(raw_dir / RAW_FILE)
-    X, y, _ = window(rec, 80, 40)
-    fig, axes = new_figure(ncols=3, nrows=2, size=(12, 5))
-    for a, ax in enumerate(axes.flat):
-        hits = np.flatnonzero(y == a)
-        if len(hits):
-            ax.plot(X[hits[len(hits) // 2]])
-        ax.set_title(ACTIVITIES[a])
-    fig.suptitle(titled("WISDM windows (x, y, z)", source))
-    save_figure(fig, plots_dir / "har_windows.png")
+    return read_raw(require_raw_dir(raw_dir) / RAW_FILE)
 
 
 SPEC = register(DatasetSpec(
     name="har",
     generate=generate,
     install_real=install_real,
-    # The WISDM lab publishes no checksum for this archive (none found); left unverified on purpose.
+    # The WISDM lab publishes no checksum for this archive (none found): its SHA-256 is pinned on first
+    # use in data/download-pins.json (trust on first use), and a different file is refused later.
     downloads=[Download(ARCHIVE, ("https://www.cis.fordham.edu/wisdm/includes/datasets/latest/" + ARCHIVE,),
                         md5=None, sha256=None)],
     licence="WISDM Lab, Fordham University: free for research, cite Kwapisz, Weiss & Moore (2010)",
-    preview=preview,
+    validate=load_har,
+    preview="har",
 ))

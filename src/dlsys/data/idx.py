@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +22,13 @@ _CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09, np.dtype(">i2"): 0x
 def _read_bytes(path: Path) -> bytes:
     if not path.exists():
         raise MissingDataError(f"{path}: file not found")
+    if not path.is_file():
+        raise DataFormatError(f"{path}: not a regular file")
     raw = path.read_bytes()
     if raw[:2] == b"\x1f\x8b":
         try:
             return gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error) as exc:
             raise DataFormatError(f"{path}: corrupt or truncated gzip stream ({exc})") from None
     return raw
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ import numpy as np
 from dlsys.core.errors import DataFormatError, UserError
 from dlsys.core.params import Params
 from dlsys.data.idx import read_idx, write_idx
+from dlsys.data.inputs import Placed
 from dlsys.data.registry import require_raw_dir, DatasetSpec, Download, dataset_source, register
 from dlsys.data.synth_digits import DigitStyle, make_digit_set, source_split
 
@@ -30,6 +32,22 @@ MD5 = {
     "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
     "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
 }
+# Published MD5 sums of the same files uncompressed (what `gunzip -k` gives, and torchvision keeps).
+MD5_IDX = {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
+TORCHVISION_RAW = "MNIST/raw/"  # torchvision's layout, holding both forms
+
+
+def placed_forms(gz_name: str) -> tuple[Placed, ...]:
+    """What a user may hold instead of `gz_name`, each verified against the checksum of its own form."""
+    idx = gz_name.removesuffix(".gz")
+    return (Placed(idx, f"uncompressed {idx}", md5=MD5_IDX[idx]),
+            Placed(TORCHVISION_RAW + gz_name, gz_name, md5=MD5[gz_name]),
+            Placed(TORCHVISION_RAW + idx, f"uncompressed {idx}", md5=MD5_IDX[idx]))
 
 
 @dataclass
@@ -83,29 +101,30 @@ def generate(out: Path, p: Params, seed: int) -> dict:
 
 
 def install_real(files: dict[str, Path], out: Path, p: Params) -> dict:
+    forms = {}
     for name in FILES.values():
-        shutil.copyfile(files[name], out / name)
+        src = files[name]
+        with open(src, "rb") as f:
+            gzipped = f.read(2) == b"\x1f\x8b"
+        if gzipped:
+            shutil.copyfile(src, out / name)
+        else:  # verified uncompressed IDX: stored gzipped under the usual name, mtime 0 (reproducible bytes)
+            (out / name).write_bytes(gzip.compress(src.read_bytes(), mtime=0))
+        forms[name] = "gz" if gzipped else "idx"
     d = load_mnist_arrays(out)
-    return {"n_train": len(d["y_train"]), "n_test": len(d["y_test"])}
+    summary = {"n_train": len(d["y_train"]), "n_test": len(d["y_test"]), "forms": forms}
+    if "idx" in forms.values():
+        summary["note"] = ("uncompressed IDX file(s) verified against the published uncompressed MD5s and "
+                           "stored gzipped (the bytes of a .gz differ from the official archive; the data do not)")
+    return summary
 
 
 def load_mnist_arrays(raw_dir: Path) -> dict:
     return {key: read_idx(raw_dir / name) for key, name in FILES.items()}
 
 
-def preview(raw_dir: Path, plots: Path, source: str) -> None:
-    from dlsys.plots import image_grid, save_figure, titled
-
-    d = load_mnist_arrays(raw_dir)
-    x, y = d["x_train"], d["y_train"]
-    rows = [x[np.flatnonzero(y == k)[:10]] for k in range(10)]
-    cells = [img for r in rows for img in list(r) + [None] * (10 - len(r))]
-    save_figure(image_grid(cells, 10, 10, titled("MNIST train samples, one row per class", source),
-                           row_labels=[str(k) for k in range(10)]), plots / "samples.png")
-
-
 SPEC = register(DatasetSpec(
-    name="mnist", generate=generate, install_real=install_real, preview=preview,
-    downloads=[Download(f, tuple(m + f for m in MIRRORS), md5=MD5[f]) for f in FILES.values()],
+    name="mnist", generate=generate, install_real=install_real, validate=load_mnist, preview="mnist",
+    downloads=[Download(f, tuple(m + f for m in MIRRORS), md5=MD5[f], placed=placed_forms(f)) for f in FILES.values()],
     licence="MNIST: Yann LeCun, Corinna Cortes, Christopher J.C. Burges; CC BY-SA 3.0",
 ))

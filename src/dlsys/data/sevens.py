@@ -17,7 +17,8 @@ import torch
 from dlsys.core.errors import DataFormatError
 from dlsys.core.outputs import write_json
 from dlsys.core.params import Params
-from dlsys.data.registry import require_raw_dir, CourseFile, DatasetSpec, dataset_source, register
+from dlsys.data.registry import (CourseFile, DatasetSpec, dataset_source, max_array_mb, read_dataset_meta, register,
+                                 require_raw_dir)
 from dlsys.data.safe_pickle import dump_pickle, load_pickle
 from dlsys.data.synth_digits import SIZE, affine_elastic, make_digit_set, source_split, vary_stroke
 
@@ -35,20 +36,24 @@ class SevensData:
 
 
 def read_sevens_pickle(path: Path) -> np.ndarray:
-    arr = load_pickle(path)
-    try:
-        arr = np.asarray(arr, dtype=np.float32)
-    except (TypeError, ValueError):
-        raise DataFormatError(f"{path}: expected a numeric N×28×28 array") from None
+    arr = load_pickle(path, max_array_mb=max_array_mb(path.parent))
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "buif":
+        got = arr.dtype if isinstance(arr, np.ndarray) else type(arr).__name__
+        raise DataFormatError(f"{path}: expected a real-valued N×28×28 array of images, got {got}")
     if arr.ndim == 2 and arr.shape[1] == SIZE * SIZE:
         arr = arr.reshape(-1, SIZE, SIZE)
     if arr.ndim != 3 or arr.shape[1:] != (SIZE, SIZE) or len(arr) == 0:
         raise DataFormatError(f"{path}: expected an N×28×28 array of images, got shape {arr.shape}")
     if not np.isfinite(arr).all():
         raise DataFormatError(f"{path}: contains NaN or infinite pixels")
-    if arr.max() > 1.0:
-        arr = arr / 255.0  # stored as 0..255
-    return arr.astype(np.float32)
+    lo, hi = float(arr.min()), float(arr.max())
+    # Pixels are grey levels in [0, 1] or [0, 255]; anything else is not an image (e.g. scaled by 1e30).
+    if lo < 0 or hi > 255:
+        raise DataFormatError(f"{path}: pixel values must lie in [0, 1] or [0, 255], found {lo:g}..{hi:g}")
+    arr = arr.astype(np.float32)
+    if hi > 1.0:
+        arr = arr / np.float32(255.0)  # stored as 0..255
+    return arr
 
 
 def load_sevens(raw_dir: str | Path = "data/raw/sevens") -> SevensData:
@@ -57,9 +62,14 @@ def load_sevens(raw_dir: str | Path = "data/raw/sevens") -> SevensData:
     test = read_sevens_pickle(raw_dir / FILES["test"])
     angles_tr = angles_te = None
     if (raw_dir / ANGLES).exists():
-        meta = json.loads((raw_dir / ANGLES).read_text())
-        angles_tr = np.asarray(meta["train"], dtype=np.float32)
-        angles_te = np.asarray(meta["test"], dtype=np.float32)
+        try:
+            meta = json.loads((raw_dir / ANGLES).read_text())
+            angles_tr = np.asarray(meta["train"], dtype=np.float32)
+            angles_te = np.asarray(meta["test"], dtype=np.float32)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DataFormatError(f"{raw_dir / ANGLES}: unreadable ({type(exc).__name__}: {exc})") from None
+        if angles_tr.ndim != 1 or angles_te.ndim != 1 or not (np.isfinite(angles_tr).all() and np.isfinite(angles_te).all()):
+            raise DataFormatError(f"{raw_dir / ANGLES}: angles must be two lists of finite numbers")
         if len(angles_tr) != len(train) or len(angles_te) != len(test):
             raise DataFormatError(f"{raw_dir / ANGLES}: angle counts do not match the images")
     return SevensData(train, test, angles_tr, angles_te, dataset_source(raw_dir))
@@ -109,16 +119,8 @@ def install_real(files: dict[str, Path], out: Path, p: Params) -> dict:
     return {"n_train": len(arrays["train"]), "n_test": len(arrays["test"])}
 
 
-def preview(raw_dir: Path, plots: Path, source: str) -> None:
-    from dlsys.plots import image_grid, save_figure, titled
-
-    train = read_sevens_pickle(raw_dir / FILES["train"])
-    save_figure(image_grid(list(train[:50]), 5, 10, titled("Rotated sevens (train)", source)),
-                plots / "samples.png")
-
-
 SPEC = register(DatasetSpec(
-    name="sevens", generate=generate, install_real=install_real, preview=preview,
+    name="sevens", generate=generate, install_real=install_real, validate=load_sevens, preview="sevens", pickled=True,
     course_files=[CourseFile("tr7.pkl", "6265×28×28 rotated sevens from homework 4 (training set)"),
                   CourseFile("te7.pkl", "rotated sevens from homework 4 (test set), N×28×28")],
     licence="course material (homework 4); not redistributable",

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import torch
 
+log = logging.getLogger(__name__)
 EPS = 1e-20
 
 
@@ -20,6 +23,9 @@ def snr_db(reference, estimate) -> float:
         e = np.asarray(estimate, dtype=np.float64)
     if s.shape != e.shape:
         raise ValueError(f"reference and estimate lengths differ: {s.shape} vs {e.shape}")
+    if not np.any(s):
+        log.warning("SNR against an all-zero (silent) reference is undefined; the guarded value reported is "
+                    "not a measurement")
     return float(10.0 * np.log10((np.sum(s**2) + EPS) / (np.sum((s - e) ** 2) + EPS)))
 
 
@@ -32,4 +38,8 @@ def snr_db_many(reference: torch.Tensor, estimate: torch.Tensor, lengths=None) -
     if lengths is not None:
         keep = torch.arange(s.shape[-1], device=s.device)[None, :] < torch.as_tensor(lengths, device=s.device)[:, None]
         s, e = s * keep, e * keep
+    silent = int(((s**2).sum(-1) == 0).sum())
+    if silent:
+        log.warning("SNR: %d of %d references are all zero (silent): their SNR is undefined, the guarded value "
+                    "reported is not a measurement", silent, len(s))
     return 10.0 * torch.log10(((s**2).sum(-1) + EPS) / (((s - e) ** 2).sum(-1) + EPS))

@@ -7,7 +7,6 @@ Mixtures are built on the 16-bit grid, so a written mixture equals source + nois
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import tarfile
@@ -22,10 +21,12 @@ from dlsys.core.errors import DataFormatError, MissingDataError, UserError
 from dlsys.core.params import Params
 from dlsys.data.audio import calibration
 from dlsys.data.audio.keywords import COMMANDS, phones
+from dlsys.data.audio.speech_commands import FOLDER as SC_FOLDER, install_folder as install_sc_folder
 from dlsys.data.audio.noise import NOISE_KINDS, make_noise, scale_to_snr
 from dlsys.data.audio.speech import (channel_tilt, fit_length, make_speakers, room_noise, speak_seconds,
                                      synthesize)
-from dlsys.data.registry import CourseFile, DatasetSpec, Download, dataset_source, register
+from dlsys.data.registry import (CourseFile, DatasetSpec, Download, copy_tree, dataset_source, max_array_mb,
+                                 read_dataset_meta, register)
 from dlsys.data.wav import DEFAULT_SR, quantize16, read_wav, write_wav
 
 log = logging.getLogger(__name__)
@@ -74,34 +75,10 @@ def _range(p: Params, key: str, lo: float | None = None) -> tuple[float, float]:
 
 
 def _sr(raw_dir: Path) -> int:
-    meta = raw_dir / "dataset.json"
-    return int(json.loads(meta.read_text()).get("sr", DEFAULT_SR)) if meta.exists() else DEFAULT_SR
-
-
-def _spectrogram_png(clips: list[tuple[str, np.ndarray]], sr: int, path: Path, title: str) -> None:
-    from dlsys.plots import new_figure, save_figure
-
-    fig, axes = new_figure(1, len(clips), size=(7.0, 2.1 * len(clips)))
-    fig.subplots_adjust(hspace=0.7)
-    for ax, (name, x) in zip(axes[:, 0], clips):
-        ax.specgram(np.asarray(x, np.float64) + 1e-9, NFFT=512, Fs=sr, noverlap=384, cmap="magma",
-                    scale="dB", vmin=-130)
-        ax.set_ylabel("Hz")
-        ax.set_title(name, fontsize=8)
-        ax.grid(False)
-    axes[-1, 0].set_xlabel("seconds")
-    fig.suptitle(title)
-    save_figure(fig, path)
-
-
-def _preview(clips: list[tuple[str, np.ndarray]], sr: int, plots_dir: Path, source: str, what: str) -> None:
-    """A few listenable clips (wav) and their spectrograms (one PNG) under plots/data/<name>/."""
-    from dlsys.plots import titled
-
-    plots_dir.mkdir(parents=True, exist_ok=True)
-    for name, x in clips:
-        write_wav(plots_dir / f"{name}.wav", np.clip(x, -1.0, 1.0), sr, atomic=False)  # plots_dir is temporary
-    _spectrogram_png(clips, sr, plots_dir / "spectrograms.png", titled(what, source))
+    sr = read_dataset_meta(raw_dir, required=False).get("sr", DEFAULT_SR)
+    if isinstance(sr, bool) or not isinstance(sr, int) or sr <= 0:
+        raise DataFormatError(f"{Path(raw_dir) / 'dataset.json'}: 'sr' must be a positive integer, got {sr!r}")
+    return sr
 
 
 # --------------------------------------------------------------------------- denoise
@@ -122,16 +99,21 @@ class DenoiseData:
     train_clean: np.ndarray
     train_dirty: np.ndarray
     test_01_x: np.ndarray
-    test_01_s: np.ndarray
+    test_01_s: np.ndarray | None  # the clean reference of test_01 is optional (the course's students lacked it)
     test_02_x: np.ndarray
     sr: int
     source: str
 
 
-def _denoise_path(raw_dir: Path, key: str) -> Path:
+DENOISE_OPTIONAL = ("test_01_s",)
+
+
+def _denoise_path(raw_dir: Path, key: str) -> Path | None:
     for name in (DENOISE_FILES[key], *DENOISE_ALTERNATIVES.get(key, ())):
         if (raw_dir / name).exists():
             return raw_dir / name
+    if key in DENOISE_OPTIONAL:
+        return None
     raise MissingDataError(f"{raw_dir / DENOISE_FILES[key]}: not found (run dvc repro acquire_denoise)")
 
 
@@ -139,9 +121,9 @@ def load_denoise(raw_dir: str | Path = "data/raw/denoise") -> DenoiseData:
     raw_dir = Path(raw_dir)
     sr = _sr(raw_dir)
     paths = {k: _denoise_path(raw_dir, k) for k in DENOISE_FILES}
-    x = {k: read_wav(p, sr) for k, p in paths.items()}
+    x = {k: (read_wav(p, sr) if p is not None else None) for k, p in paths.items()}
     for clean, dirty in (("train_clean", "train_dirty"), ("test_01_s", "test_01_x")):
-        if len(x[clean]) != len(x[dirty]):
+        if x[clean] is not None and len(x[clean]) != len(x[dirty]):
             raise DataFormatError(f"{paths[clean]} ({len(x[clean])} samples) and {paths[dirty]} "
                                   f"({len(x[dirty])} samples) must have the same length")
     return DenoiseData(**x, sr=sr, source=dataset_source(raw_dir))
@@ -188,21 +170,20 @@ def install_denoise(files: dict[str, Path], out: Path, p: Params) -> dict:
     sr = p.int("sr", lo=8000)
     lengths = {}
     for key, name in DENOISE_FILES.items():
+        if name not in files:  # an optional file the user does not have
+            continue
         src = files[name]
         lengths[key] = len(read_wav(src, sr))  # validates the file
         shutil.copyfile(src, out / name)
     for clean, dirty in (("train_clean", "train_dirty"), ("test_01_s", "test_01_x")):
-        if lengths[clean] != lengths[dirty]:
+        if clean in lengths and lengths[clean] != lengths[dirty]:
             raise DataFormatError(f"{files[DENOISE_FILES[clean]]} and {files[DENOISE_FILES[dirty]]}: "
                                   f"lengths differ ({lengths[clean]} vs {lengths[dirty]} samples)")
-    return {"sr": sr, "durations_s": {k: round(v / sr, 2) for k, v in lengths.items()}}
-
-
-def preview_denoise(raw_dir: Path, plots_dir: Path, source: str) -> None:
-    d = load_denoise(raw_dir)
-    n = min(len(d.train_clean), 5 * d.sr)
-    _preview([("train_clean_5s", d.train_clean[:n]), ("train_dirty_5s", d.train_dirty[:n]),
-              ("test_02_x_5s", d.test_02_x[:n])], d.sr, plots_dir, source, "denoise: clean / dirty / test_02")
+    summary = {"sr": sr, "durations_s": {k: round(v / sr, 2) for k, v in lengths.items()}}
+    if "test_01_s" not in lengths:
+        summary["note"] = ("no test_01_s.wav: test_01 has no clean reference, so the frame denoisers report "
+                           "SNR only on the held-out tail of the training pair")
+    return summary
 
 
 register(DatasetSpec(
@@ -211,11 +192,12 @@ register(DatasetSpec(
         CourseFile("train_clean_male.wav", "≈78.7 s of clean male speech, 16 kHz mono (training target)"),
         CourseFile("train_dirty_male.wav", "the same speech plus chip-crunching noise (≈6.5 dB SNR), 16 kHz mono"),
         CourseFile("test_01_x.wav", "noisy test speech 1 (same noise), 16 kHz mono", ("test_x_01.wav",)),
-        CourseFile("test_01_s.wav", "clean reference of test_01_x.wav, 16 kHz mono", ("test_s_01.wav",)),
+        CourseFile("test_01_s.wav", "clean reference of test_01_x.wav, 16 kHz mono (optional)", ("test_s_01.wav",),
+                   optional=True),
         CourseFile("test_02_x.wav", "noisy test speech 2 (a different male voice, no clean reference)",
                    ("test_x_02.wav",)),
     ],
-    preview=preview_denoise,
+    validate=load_denoise, preview="denoise", audio=True,
 ))
 
 
@@ -320,32 +302,20 @@ def generate_timit(out: Path, p: Params, seed: int) -> dict:
 def install_timit(files: dict[str, Path], out: Path, p: Params) -> dict:
     counts = {}
     for split in TIMIT_SPLITS:
-        shutil.copytree(files[f"{TIMIT_DIR}/{split}"], out / TIMIT_DIR / split)
+        copy_tree(files[f"{TIMIT_DIR}/{split}"], out / TIMIT_DIR / split)  # links refused, never followed
         counts[split] = len(list((out / TIMIT_DIR / split).glob(f"{TIMIT_SPLITS[split][0]}*.wav")))
     return {"sr": p.int("sr", lo=8000), "mixtures": counts}
-
-
-def preview_timit(raw_dir: Path, plots_dir: Path, source: str) -> None:
-    sr = _sr(raw_dir)
-    folder = Path(raw_dir) / TIMIT_DIR / "tr"
-    names = sorted(folder.glob("trx*.wav"))[:2]
-    clips = []
-    for path in names:
-        ident = path.stem[3:]
-        clips += [(f"trs{ident}", read_wav(folder / f"trs{ident}.wav", sr)),
-                  (f"trn{ident}", read_wav(folder / f"trn{ident}.wav", sr)), (path.stem, read_wav(path, sr))]
-    _preview(clips, sr, plots_dir, source, "timit_denoise: source / noise / mixture")
 
 
 register(DatasetSpec(
     name="timit_denoise", generate=generate_timit, install_real=install_timit, licence=COURSE_LICENCE,
     course_files=[
         CourseFile(f"{TIMIT_DIR}/tr", "folder of training mixtures trx*.wav with their speech trs*.wav and "
-                   "noise trn*.wav (1200 each, 16 kHz mono)"),
-        CourseFile(f"{TIMIT_DIR}/v", "folder of validation mixtures vx*.wav with vs*.wav and vn*.wav"),
-        CourseFile(f"{TIMIT_DIR}/te", "folder of test mixtures tex*.wav (no sources)"),
+                   "noise trn*.wav (1200 each, 16 kHz mono)", folder=True),
+        CourseFile(f"{TIMIT_DIR}/v", "folder of validation mixtures vx*.wav with vs*.wav and vn*.wav", folder=True),
+        CourseFile(f"{TIMIT_DIR}/te", "folder of test mixtures tex*.wav (no sources)", folder=True),
     ],
-    preview=preview_timit,
+    validate=load_timit, preview="timit_denoise", audio=True,
 ))
 
 
@@ -366,11 +336,11 @@ class SpeakerData:
 def _read_speaker_pickle(path: Path, utts: int) -> np.ndarray:
     from dlsys.data.safe_pickle import load_pickle
 
-    arr = load_pickle(path)
-    try:
-        arr = np.asarray(arr, dtype=np.float32)
-    except (TypeError, ValueError):
-        raise DataFormatError(f"{path}: expected a numeric utterances × samples matrix") from None
+    arr = load_pickle(path, max_array_mb=max_array_mb(path.parent))
+    if not isinstance(arr, np.ndarray) or arr.dtype.kind not in "buif":
+        got = arr.dtype if isinstance(arr, np.ndarray) else type(arr).__name__
+        raise DataFormatError(f"{path}: expected a real-valued utterances × samples matrix, got {got}")
+    arr = arr.astype(np.float32)
     if arr.ndim != 2 or arr.shape[0] == 0 or arr.shape[0] % utts:
         raise DataFormatError(f"{path}: expected a matrix with a multiple of {utts} rows (utterances × samples), "
                               f"got shape {arr.shape}")
@@ -381,8 +351,9 @@ def _read_speaker_pickle(path: Path, utts: int) -> np.ndarray:
 
 def load_speakers(raw_dir: str | Path = "data/raw/speakers") -> SpeakerData:
     raw_dir = Path(raw_dir)
-    meta = raw_dir / "dataset.json"
-    utts = int(json.loads(meta.read_text()).get("utterances_per_speaker", 10)) if meta.exists() else 10
+    utts = read_dataset_meta(raw_dir, required=False).get("utterances_per_speaker", 10)
+    if isinstance(utts, bool) or not isinstance(utts, int) or utts < 1:
+        raise DataFormatError(f"{raw_dir / 'dataset.json'}: 'utterances_per_speaker' must be a positive integer")
     return SpeakerData(_read_speaker_pickle(raw_dir / SPEAKER_FILES["train"], utts),
                        _read_speaker_pickle(raw_dir / SPEAKER_FILES["test"], utts), utts, _sr(raw_dir),
                        dataset_source(raw_dir))
@@ -430,21 +401,13 @@ def install_speakers(files: dict[str, Path], out: Path, p: Params) -> dict:
     return {"sr": p.int("sr", lo=8000), "utterances_per_speaker": utts, **shapes}
 
 
-def preview_speakers(raw_dir: Path, plots_dir: Path, source: str) -> None:
-    d = load_speakers(raw_dir)
-    u = d.utterances_per_speaker
-    clips = [(f"train_speaker{k}_utt0", d.train[k * u]) for k in range(min(3, len(d.train) // u))]
-    clips.append(("train_speaker0_utt1", d.train[1]))
-    _preview(clips, d.sr, plots_dir, source, "speakers: three voices (+ a second utterance of the first)")
-
-
 register(DatasetSpec(
     name="speakers", generate=generate_speakers, install_real=install_speakers, licence=COURSE_LICENCE,
     course_files=[
         CourseFile("trs.pkl", "float32 matrix 500×16180: 50 training speakers × 10 utterances, rows ordered by speaker"),
         CourseFile("tes.pkl", "float32 matrix 200×22631: 20 other speakers × 10 utterances, rows ordered by speaker"),
     ],
-    preview=preview_speakers,
+    validate=load_speakers, preview="speakers", audio=True, pickled=True,
 ))
 
 
@@ -465,6 +428,24 @@ class SpeechCommands:
     sr: int
     source: str
 
+    def read(self, rel: str) -> np.ndarray:
+        """One clip (a path relative to the dataset root) at the dataset's rate."""
+        return read_wav(self.root / rel, self.sr)
+
+
+def validate_speech_commands(raw_dir: str | Path) -> SpeechCommands:
+    """The dataset, after reading every clip and background file and checking the split lists."""
+    d = load_speech_commands(raw_dir)
+    known = set(d.clips)
+    for name in SC_LISTS.values():
+        listed = [line.strip() for line in (d.root / name).read_text().splitlines() if line.strip()]
+        stray = [rel for rel in listed if rel not in known]
+        if stray:
+            raise DataFormatError(f"{d.root / name}: lists {len(stray)} clip(s) that do not exist, e.g. {stray[0]}")
+    for rel in tqdm(d.clips + d.background, desc="checking speech_commands", leave=False):
+        d.read(rel)
+    return d
+
 
 def load_speech_commands(raw_dir: str | Path = "data/raw/speech_commands") -> SpeechCommands:
     root = Path(raw_dir)
@@ -472,8 +453,8 @@ def load_speech_commands(raw_dir: str | Path = "data/raw/speech_commands") -> Sp
         raise MissingDataError(f"{root}: not found (run dvc repro acquire_speech_commands)")
     lists = {}
     for split, name in SC_LISTS.items():
-        if not (root / name).exists():
-            raise DataFormatError(f"{root / name}: missing (the Speech Commands split list)")
+        if not (root / name).is_file():
+            raise DataFormatError(f"{root / name}: missing or not a file (the Speech Commands split list)")
         lists.update({line.strip(): split for line in (root / name).read_text().splitlines() if line.strip()})
     clips = sorted(p.relative_to(root).as_posix() for p in root.glob("*/*.wav") if p.parent.name != BACKGROUND)
     if not clips:
@@ -553,6 +534,8 @@ def generate_speech_commands(out: Path, p: Params, seed: int) -> dict:
 
 def install_speech_commands(files: dict[str, Path], out: Path, p: Params) -> dict:
     archive = files[SC_ARCHIVE]
+    if archive.is_dir():  # the user placed the extracted folder (or a subset of it)
+        return install_sc_folder(archive, out, p.int("sr", lo=8000))
     log.info("extracting %s", archive)
     try:
         with tarfile.open(archive, "r:gz") as tar:
@@ -563,30 +546,19 @@ def install_speech_commands(files: dict[str, Path], out: Path, p: Params) -> dic
     return {"sr": p.int("sr", lo=8000), "clips": len(clips)}
 
 
-def preview_speech_commands(raw_dir: Path, plots_dir: Path, source: str) -> None:
-    d = load_speech_commands(raw_dir)
-    clips = []
-    for word in ("yes", "no", "stop", "go"):
-        if word in d.words:
-            rel = d.clips[d.words.index(word)]
-            clips.append((f"{word}_{Path(rel).stem}", read_wav(d.root / rel, d.sr)))
-    if d.background:
-        clips.append((f"background_{Path(d.background[0]).stem}", read_wav(d.root / d.background[0], d.sr)[:d.sr]))
-    _preview(clips, d.sr, plots_dir, source, "speech_commands: command words and a background clip")
-
-
 register(DatasetSpec(
     name="speech_commands", generate=generate_speech_commands, install_real=install_speech_commands,
     downloads=[Download(
         SC_ARCHIVE,
-        urls=("http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz",
-              "https://storage.googleapis.com/download.tensorflow.org/data/speech_commands_v0.02.tar.gz"),
+        urls=("https://storage.googleapis.com/download.tensorflow.org/data/speech_commands_v0.02.tar.gz",
+              "http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz"),
         # SHA-256 as published by torchaudio (datasets/speechcommands.py, _CHECKSUMS) and TensorFlow
         # Datasets (speech_commands/checksums.tsv, which also gives the size). Older torchaudio releases
         # published the MD5 6b74f3901214cb2c2934e98196829835 (also the bucket's ETag); one hash suffices.
         sha256="af14739ee7dc311471de98f5f9d2c9191b18aedfe957f4a6ff791c709868ff58",
         size=2428923189,
+        placed=(SC_FOLDER,),
     )],
     licence="Speech Commands v0.02 (Warden 2018): CC BY 4.0",
-    preview=preview_speech_commands,
+    validate=validate_speech_commands, preview="speech_commands", audio=True,
 ))
