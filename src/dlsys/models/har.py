@@ -43,6 +43,11 @@ class CNN1dHAR(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.out = nn.Linear(f4, n_classes)
 
+    @staticmethod
+    def min_length(kernel: int = 10, pool: int = 3) -> int:
+        """The shortest window that leaves one step after the last convolution (75 for the lecture's net)."""
+        return pool * (2 * (kernel - 1) + 1) + 2 * (kernel - 1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # x: (B, length, channels)
         h = self.features(x.transpose(1, 2)).mean(dim=2)  # global average pooling over time
         return self.out(self.drop(h))

@@ -1,0 +1,212 @@
+"""The signals task module: recipes from params, split-disjoint background clips, diverging runs.
+
+Each training stage runs in-process on tiny fixtures written here (no DVC), through `stage_main`, as the
+stage script would.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from dlsys.core.context import load_checkpoint, stage_main
+from dlsys.core.errors import UserError
+from dlsys.core.outputs import save_torch
+from dlsys.core.params import Params, read_yaml
+from dlsys.data.har import ACTIVITIES, RAW_FILE
+from dlsys.features.keywords import SPLITS, background_segments
+from dlsys.tasks import signals
+
+ROOT = Path(__file__).resolve().parents[2]
+SYNTHETIC = {"source": "synthetic"}
+
+
+def _repo_params() -> dict:
+    return read_yaml((ROOT / "params.yaml").read_text())
+
+
+def _set(data: dict, updates: dict) -> dict:
+    for key, value in updates.items():
+        node = data
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node[part]
+        assert last in node, f"params.yaml has no key {key}"
+        node[last] = value
+    return data
+
+
+# ------------------------------------------------------------------------------------------- recipes
+
+def test_recipes_read_the_signals_group_with_keywords_as_strings():
+    p = Params(_repo_params())
+    kws = signals.KwsFeatures.from_params(p)
+    # YAML 1.1 would read yes/no/on/off as booleans; the commands must stay words.
+    assert kws.commands[:2] == ("yes", "no") and "on" in kws.commands and "off" in kws.commands
+    assert kws.classes[-2:] == ["unknown", "background"] and len(kws.classes) == len(kws.commands) + 2
+    assert kws.length == round(kws.segment_seconds * kws.sr)
+    assert signals.SiameseRecipe.from_params(p).epochs == p.sub("signals").sub("speaker").int("epochs")
+    assert signals.HarRecipe.from_params(p).window == p.sub("signals").sub("har").int("window")
+    assert signals.KwsRecipe.from_params(p).filters == tuple(p.sub("signals").sub("kws").list("filters"))
+
+
+def test_recipes_refuse_a_zero_learning_rate_and_a_zero_background_gain():
+    with pytest.raises(UserError, match="signals.har.lr"):
+        signals.HarRecipe.from_params(Params(_set(_repo_params(), {"signals.har.lr": 0})))
+    with pytest.raises(UserError, match="background_gain"):
+        signals.KwsFeatures.from_params(Params(_set(_repo_params(), {"signals.kws.background_gain": [0, 1.0]})))
+
+
+# ------------------------------------------------------------------------------- background clips
+
+def test_background_clips_never_share_a_noise_sample_between_splits():
+    # A ramp: every sample value says where in the file it came from.
+    noises = [np.arange(20_000, dtype=np.float64), np.arange(20_000, 50_000, dtype=np.float64)]
+    counts = {"train": 40, "validation": 10, "testing": 10}
+    clips = background_segments(noises, counts, 500, (1.0, 1.0), np.random.default_rng(0))
+    assert {s: len(c) for s, c in clips.items()} == counts
+    used = {s: set(np.unique(c[c > 0]).tolist()) for s, c in clips.items()}
+    for i, a in enumerate(SPLITS):
+        for b in SPLITS[i + 1:]:
+            assert not used[a] & used[b], f"{a} and {b} share noise samples"
+    # Each split draws from its own share of each file: train (40 of 60 clips) from the first 2/3.
+    train = np.array(sorted(used["train"]))
+    assert train[train < 20_000].max() < 20_000 * 2 / 3
+    assert train[train >= 20_000].max() < 20_000 + 30_000 * 2 / 3
+
+
+def test_background_gain_is_log_uniform_in_range():
+    noise = [np.ones(10_000)]
+    clips = background_segments(noise, {"train": 200, "validation": 0, "testing": 0}, 100, (1e-4, 1.0),
+                                np.random.default_rng(1))
+    g = np.log10(clips["train"][:, 0])
+    assert g.min() >= -4 - 1e-6 and g.max() <= 1e-6
+    assert abs(np.median(g) + 2) < 0.4  # log-uniform: median near the middle in decades
+
+
+# ------------------------------------------------------------------------------- verification
+
+def test_verification_metrics_of_non_finite_scores_are_none_not_an_exception():
+    label = torch.tensor([1.0, 0.0, 1.0, 0.0])
+    assert signals.verification_metrics(torch.tensor([1.0, float("nan"), 2.0, -1.0]), label) == {
+        "test_accuracy": None, "eer": None, "roc_auc": None}
+    good = signals.verification_metrics(torch.tensor([3.0, -3.0, 2.0, -1.0]), label)
+    assert good == {"test_accuracy": 1.0, "eer": 0.0, "roc_auc": 1.0}
+
+
+# ------------------------------------------------------------------------------- stages, in-process
+
+def _write_har(root: Path) -> None:
+    """4 users × 6 activities × 12 s at 20 Hz: each activity its own frequency."""
+    rng = np.random.default_rng(0)
+    lines = []
+    t = np.arange(240) / 20.0
+    for user in range(1, 5):
+        for a, act in enumerate(ACTIVITIES):
+            xyz = np.stack([np.sin(2 * np.pi * (0.5 + a) * t + k) for k in range(3)], 1) * 3
+            xyz += 0.3 * rng.standard_normal(xyz.shape)
+            lines += [f"{user},{act},{1000 + i},{x:.4f},{y:.4f},{z:.4f};" for i, (x, y, z) in enumerate(xyz)]
+    raw = root / "data/raw/har"
+    raw.mkdir(parents=True)
+    (raw / RAW_FILE).write_text("\n".join(lines) + "\n")
+    (raw / "dataset.json").write_text(json.dumps({"name": "har", **SYNTHETIC}))
+
+
+def _write_speaker_features(root: Path) -> None:
+    g = torch.Generator().manual_seed(0)
+    u = 4
+    train, test = torch.rand(6 * u, 9, 7, generator=g), torch.rand(3 * u, 9, 7, generator=g)
+    from dlsys.features.pairs import all_pairs
+
+    pairs = all_pairs(3, u, 4, np.random.default_rng(0))
+    save_torch({"train": train, "test": test, "utterances_per_speaker": u, "source": "synthetic",
+                "datasets": {"speakers": SYNTHETIC}, "test_first": torch.from_numpy(pairs.first),
+                "test_second": torch.from_numpy(pairs.second), "test_label": torch.from_numpy(pairs.label)},
+               root / "data/features/signals/speakers.pt")
+
+
+def _write_kws_features(root: Path) -> None:
+    g = torch.Generator().manual_seed(0)
+    classes = ["yes", "no", "unknown", "background"]
+    data = {"classes": classes, "source": "synthetic", "datasets": {"speech_commands": SYNTHETIC}}
+    for split, n in (("train", 32), ("validation", 8), ("testing", 8)):
+        data[split] = {"x": torch.randn(n, 8, 12, generator=g), "y": torch.arange(n) % 4}
+    save_torch(data, root / "data/features/signals/kws.pt")
+
+
+@pytest.fixture
+def lab(tmp_path, monkeypatch):
+    """A working directory with params.yaml and every signals input, sized to run in seconds."""
+    _write_har(tmp_path)
+    _write_speaker_features(tmp_path)
+    _write_kws_features(tmp_path)
+    params = _set(_repo_params(), {
+        "device": "cpu",
+        "signals.har.window": 80, "signals.har.step": 40, "signals.har.first_test_subject": 4,
+        "signals.har.epochs": 3, "signals.har.batch_size": 16,
+        "signals.speaker.hidden": 8, "signals.speaker.embedding": 4, "signals.speaker.epochs": 3,
+        "signals.speaker.pairs_per_speaker": 4,
+        "signals.kws.filters": [4, 8], "signals.kws.pooled_blocks": 1,
+        "signals.kws.train.epochs": 3, "signals.kws.train.batch_size": 8, "signals.kws.train.lr_drop_epoch": 2,
+    })
+    monkeypatch.chdir(tmp_path)
+
+    def run(stage: str, updates: dict | None = None) -> dict:
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(_set(json.loads(json.dumps(params)), updates or {}),
+                                                            sort_keys=False))
+        name, _, variant = stage.partition("@")
+        kwargs = {"variant": "model", "choices": signals.HAR_MODELS, "argv": [variant]} if variant else {"argv": []}
+        step = {"signals_siamese": "siamese", "signals_kws": "kws"}.get(name, f"har_{variant}")
+        stage_main(name, getattr(signals, "run_" + step.split("_")[0]), "test", **kwargs)
+        return json.loads((tmp_path / f"metrics/signals/{step}.json").read_text())
+
+    return run
+
+
+TRAINING = {"signals_siamese": ("signals.speaker.lr", "siamese", "siamese.pt"),
+            "signals_kws": ("signals.kws.train.lr", "kws", "kws_cnn.pt"),
+            "signals_har@dense": ("signals.har.lr", "har_dense", "har_dense.pt"),
+            "signals_har@cnn1d": ("signals.har.lr", "har_cnn1d", "har_cnn1d.pt")}
+
+
+@pytest.mark.parametrize("stage", list(TRAINING))
+def test_training_stage_runs_and_states_how_its_model_was_chosen(lab, stage):
+    lr_key, step, model = TRAINING[stage]
+    m = lab(stage)
+    assert m["diverged"] is False and "diverged_at_epoch" not in m
+    assert "train_seconds" not in m and "cpu_seconds" not in m  # timings live under timings/
+    assert json.loads(Path(f"timings/signals/{step}.json").read_text())["train_seconds"] >= 0
+    assert m["selection"].startswith("best val_accuracy" if stage == "signals_kws" else "final epoch")
+    ckpt = load_checkpoint(f"data/models/signals/{model}")
+    assert ckpt["diverged"] is False and ckpt["stage"] == stage.split("@")[0]
+    rows = Path(f"plots/signals/{step}/curves.csv").read_text().splitlines()
+    assert len(rows) == 1 + 3 and Path(f"plots/signals/{step}/curves.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("stage", list(TRAINING))
+def test_training_stage_survives_a_diverging_learning_rate(lab, stage, capfd):
+    lr_key, step, model = TRAINING[stage]
+    m = lab(stage, {lr_key: 1e30})  # returns: the stage exited normally
+    assert m["diverged"] is True and m["diverged_at_epoch"] >= 1
+    assert m["epochs_run"] == m["diverged_at_epoch"] <= 3
+    assert f"{stage} WARNING {stage.split('@')[0]} diverged at epoch" in capfd.readouterr().err
+    # No non-finite number passes for a result: the test numbers are null, or come from a finite model.
+    path = f"data/models/signals/{model}"
+    try:
+        ckpt = load_checkpoint(path)
+    except UserError:
+        headline = m.get("test_accuracy", m.get("accuracy"))
+        assert headline is None
+    else:
+        assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values() if v.is_floating_point())
+    text = Path(f"metrics/signals/{step}.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    rows = Path(f"plots/signals/{step}/curves.csv").read_text().splitlines()
+    assert len(rows) == 1 + m["epochs_run"]
+    assert Path(f"plots/signals/{step}/curves.png").stat().st_size > 0
