@@ -26,7 +26,7 @@ from torch.nn import functional as F
 from dlsys.compression.factorized import projected_model
 from dlsys.core import resolve_device, write_json
 from dlsys.models.mlp import MLP, MLPConfig
-from dlsys.models.mnist_task import make_optimizer
+from dlsys.tasks.mnist import make_optimizer
 
 
 def step_fn(model, opt, x, y):

@@ -93,7 +93,13 @@ class SubspaceSVD:
             # No oversampling: Q Qᵀ W is already rank `rank`; Bᵀ's range is the next right subspace.
             self.V = _orth(B.T)
             return Q, B
-        Ub, S, Vh = torch.linalg.svd(B, full_matrices=False)
+        try:
+            Ub, S, Vh = torch.linalg.svd(B, full_matrices=False)
+        except torch.linalg.LinAlgError:
+            # A diverged weight (NaN/inf): keep the forward NaN so the training loop records the
+            # divergence, instead of raising in the middle of an epoch.
+            nan = torch.full((), float("nan"), dtype=B.dtype, device=B.device)
+            return Q[:, :self.rank] * nan, B[:self.rank] * nan
         self.V = Vh.T                         # warm start for the next call (all l vectors)
         d = self.rank
         return Q @ (Ub[:, :d] * S[:d]), Vh[:d]

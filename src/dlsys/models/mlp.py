@@ -13,8 +13,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from dlsys.core.context import load_checkpoint
 from dlsys.core.errors import DataFormatError
-from dlsys.core.outputs import load_torch, save_torch
+from dlsys.core.outputs import save_torch
 
 ACTIVATIONS = ("relu", "sigmoid")
 INITS = ("default", "normal", "xavier", "he")
@@ -93,13 +94,18 @@ def save_mlp(model: MLP, path: str | Path, extra: dict | None = None) -> Path:
     return save_torch({"config": asdict(model.cfg), "state_dict": state, **(extra or {})}, path)
 
 
-def load_mlp(path: str | Path = "data/models/mnist/mlp.pt", device: str | torch.device = "cpu") -> MLP:
-    ckpt = load_torch(path, map_location=device)
+def mlp_from_checkpoint(ckpt, path: str | Path = "the checkpoint") -> MLP:
+    """The MLP a checkpoint dict (config + state_dict) describes, on the CPU."""
     if not isinstance(ckpt, dict) or "config" not in ckpt or "state_dict" not in ckpt:
         raise DataFormatError(f"{path}: not an MLP checkpoint written by mnist_train_mlp")
     model = MLP(MLPConfig(**ckpt["config"]))
     model.load_state_dict(ckpt["state_dict"])
-    return model.to(device)
+    return model
+
+
+def load_mlp(path: str | Path = "data/models/mnist/mlp.pt", device: str | torch.device = "cpu") -> MLP:
+    """A saved MLP; refuses (one line) one whose training diverged, so NaN weights are never used as good."""
+    return mlp_from_checkpoint(load_checkpoint(path), path).to(device)
 
 
 def load_mlp_classifier(path: str | Path = "data/models/mnist/mlp.pt",

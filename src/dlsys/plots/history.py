@@ -1,9 +1,11 @@
 """Per-epoch curves, drawn the same way for every stage: one CSV (for `dvc plots`) and one PNG.
 
 Losses, accuracies and other scores get separate axes (they live on different scales); a diverged run's
-missing or non-finite values are left as gaps, the divergence is marked, and a loss that explodes does
-not flatten the rest of the curve (the axis stops at a robust limit and off-scale points are drawn as
-triangles on the top edge).
+non-finite values are left as gaps, the divergence is marked, and a loss that explodes does not flatten
+the other curves (on a loss axis, a point far above everything its curve reached before is drawn as a
+triangle on the top edge; `ceilings` sets an explicit limit for an axis).
+A missing value (None, or a row without the column) means "not measured here": the line joins the
+measured points around it, so curves evaluated every N epochs, or at their own x values, stay lines.
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ PANEL_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("accuracy (%)", ("acc", "consistency")),
 )
 OTHER_PANEL = "score"
-# An exploding loss: stop the axis at this multiple of the robust (median) scale of the curve.
+# An exploding loss: a point above this multiple of the largest value its curve reached before (the
+# points drawn so far) is drawn off scale. Losses only: accuracies are bounded and scores (dB) cross zero.
 OFF_SCALE_FACTOR = 20.0
 
 
@@ -54,11 +57,15 @@ def history_columns(rows: Sequence[Mapping[str, Any]], x: str) -> list[str]:
 
 def plot_history(rows: Sequence[Mapping[str, Any]], out_dir: str | Path, title: str, source: str, *,
                  name: str = "curves", x: str = "epoch", panels: Mapping[str, Sequence[str]] | None = None,
-                 diverged_at: int | None = None, xlabel: str | None = None) -> Path:
+                 diverged_at: int | None = None, xlabel: str | None = None,
+                 labels: Mapping[str, str] | None = None, ceilings: Mapping[str, float] | None = None) -> Path:
     """Write `<out_dir>/<name>.csv` and `<name>.png`; returns the PNG path.
 
     `panels` maps an axis label to the columns drawn on it; by default columns are grouped by name into
-    loss / accuracy / score panels. Accuracy columns are fractions and are drawn in percent.
+    loss / accuracy / score panels. Accuracy columns are fractions and are drawn in percent. `labels`
+    gives a column a longer legend text (the CSV keeps the column name). `ceilings` maps a panel label to
+    the value above which its points are drawn off scale (a curve whose first points already exploded
+    has nothing of its own to compare with).
     """
     out_dir = Path(out_dir)
     cols = history_columns(rows, x)
@@ -73,9 +80,12 @@ def plot_history(rows: Sequence[Mapping[str, Any]], out_dir: str | Path, title: 
     xs = np.array([_value(r.get(x)) for r in rows])
     for ax, (label, columns) in zip(axes[0], panels.items()):
         percent = "%" in label
+        series = []
         for c in columns:
+            measured = np.array([r.get(c) is not None for r in rows], dtype=bool)
             ys = np.array([_value(r.get(c)) for r in rows]) * (100.0 if percent else 1.0)
-            _draw(ax, xs, ys, c)
+            series.append(((labels or {}).get(c, c), xs[measured], ys[measured]))
+        _draw_panel(ax, series, explosive="loss" in label.lower(), ceiling=(ceilings or {}).get(label))
         ax.set(xlabel=xlabel or x, ylabel=label, title=label.split(" (")[0])
         if len(columns) > 1 or columns[0] != label:
             ax.legend(fontsize=8)
@@ -89,21 +99,42 @@ def plot_history(rows: Sequence[Mapping[str, Any]], out_dir: str | Path, title: 
     return save_figure(fig, out_dir / f"{name}.png")
 
 
-def _draw(ax, xs: np.ndarray, ys: np.ndarray, label: str) -> None:
-    finite = np.isfinite(ys)
-    marker = "o-" if len(xs) <= 30 else "-"
-    if not finite.any():
-        ax.plot([], [], marker, label=f"{label} (no finite values)")
-        return
-    scale = float(np.median(np.abs(ys[finite]))) or 1.0
-    limit = OFF_SCALE_FACTOR * scale
-    off = finite & (np.abs(ys) > limit)
-    shown = np.where(finite & ~off, ys, np.nan)
-    line = ax.plot(xs, shown, marker, markersize=3, label=label)[0]
-    if off.any():
+def off_scale(ys: np.ndarray, explosive: bool = True, ceiling: float | None = None) -> np.ndarray:
+    """Finite points of one curve to draw off scale: above `ceiling`, or (when `explosive`) above
+    OFF_SCALE_FACTOR × the largest |value| drawn before them. Judged per curve, so a curve that blows up
+    within a few points is caught and a curve that lives at a larger scale is not."""
+    off = np.zeros(len(ys), dtype=bool)
+    top = None
+    for i, y in enumerate(ys):
+        if not math.isfinite(y):
+            continue
+        if (ceiling is not None and y > ceiling) or (
+                explosive and top is not None and abs(y) > OFF_SCALE_FACTOR * (top or 1.0)):
+            off[i] = True
+        else:
+            top = abs(y) if top is None else max(top, abs(y))
+    return off
+
+
+def _draw_panel(ax, series: Sequence[tuple[str, np.ndarray, np.ndarray]], explosive: bool,
+                ceiling: float | None) -> None:
+    """Draw every curve of one axis; off-scale points become triangles on the top edge of the axis that
+    the other points set."""
+    offs = []
+    for label, xs, ys in series:
+        finite = np.isfinite(ys)
+        marker = "o-" if len(xs) <= 30 else "-"
+        if not finite.any():
+            ax.plot([], [], marker, label=f"{label} (no finite values)")
+            continue
+        off = off_scale(ys, explosive, ceiling)
+        line = ax.plot(xs, np.where(finite & ~off, ys, np.nan), marker, markersize=3, label=label)[0]
+        if off.any():
+            offs.append((label, xs[off], ys[off], line.get_color()))
+    if offs:
         lo, hi = ax.get_ylim()
-        edge = min(hi, limit)
-        ax.set_ylim(lo, edge)
-        ax.plot(xs[off], np.full(off.sum(), edge), "^", color=line.get_color(), clip_on=False,
-                label=f"{label} off scale (max {np.nanmax(ys[off]):.3g})")
+        ax.set_ylim(lo, hi)  # fixed before the triangles go on its top edge
+        for label, xo, yo, color in offs:
+            ax.plot(xo, np.full(len(xo), hi), "^", color=color, clip_on=False,
+                    label=f"{label} off scale (max {np.max(yo):.3g})")
 
