@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from dlsys.models.har import CNN1dHAR, DenseHAR, build, n_params
@@ -22,3 +23,73 @@ def test_dense_model_is_applied_per_time_step():
     # Changing one time step changes only that step's hidden units: the first layer sees 3 inputs.
     model = DenseHAR()
     assert model.per_step[0].in_features == 3
+
+
+def _amplitude_task(n: int, length: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class = how strongly every axis oscillates (amplitude 0.5 or 1.5), at a random frequency and phase.
+
+    Every class has mean zero at every time step, so a model that is linear in its input cannot beat
+    chance: it has to use its non-linearities (e.g. |x| summed over time).
+    """
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 2, (n,), generator=g)
+    t = torch.arange(length, dtype=torch.float32)
+    freq = 0.05 + 0.15 * torch.rand(n, 1, 1, generator=g)
+    phase = 2 * torch.pi * torch.rand(n, 1, 3, generator=g)
+    amplitude = torch.where(y == 0, 0.5, 1.5)[:, None, None]
+    return amplitude * torch.sin(2 * torch.pi * freq * t[None, :, None] + phase), y
+
+
+@pytest.mark.parametrize("kind", ["dense", "cnn1d"])
+def test_both_models_learn_a_problem_no_linear_model_can(kind):
+    torch.manual_seed(0)
+    length = 80
+    x, y = _amplitude_task(512, length, seed=0)
+    xt, yt = _amplitude_task(256, length, seed=1)
+    model = (DenseHAR(length, 3, 2, hidden=16) if kind == "dense"
+             else CNN1dHAR(3, 2, filters=(8, 8, 16, 16), dropout=0.0))
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for step in range(150):
+        i = torch.randint(0, len(x), (64,))
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x[i]), y[i]).backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        acc = (model(xt).argmax(1) == yt).float().mean().item()
+    assert acc > 0.9, f"{kind}: held-out accuracy {acc:.2f} on a two-amplitude problem"
+
+
+def test_dense_model_changes_one_time_step_only_through_that_step():
+    # The per-step layers see one time step: perturbing step 7 changes hidden units of step 7 only.
+    torch.manual_seed(0)
+    model = DenseHAR(length=20, channels=3, n_classes=6).eval()
+    x = torch.randn(1, 20, 3)
+    x2 = x.clone()
+    x2[0, 7] += 1.0
+    with torch.no_grad():
+        changed = (model.per_step(x2) - model.per_step(x)).abs().sum(-1)[0] > 0
+    assert changed.tolist() == [t == 7 for t in range(20)]
+
+
+def test_cnn1d_receptive_field_spans_75_samples_through_the_pooling():
+    # conv10, conv10 (19) -> max-pool 3 (21, jump 3) -> conv10 (48) -> conv10 (75): the first output step
+    # sees samples 0..74 and nothing after.
+    assert CNN1dHAR.min_length() == 75
+    torch.manual_seed(0)
+    model = CNN1dHAR(channels=3, n_classes=6).eval()
+    x = torch.randn(1, 80, 3)
+    with torch.no_grad():
+        base = model.features(x.transpose(1, 2))[0, :, 0]
+
+        def first_step_moves(t: int) -> bool:
+            x2 = x.clone()
+            x2[0, t] += 5.0
+            return not torch.equal(model.features(x2.transpose(1, 2))[0, :, 0], base)
+
+    assert first_step_moves(0) and first_step_moves(74)
+    assert not first_step_moves(75) and not first_step_moves(79)
+    # A window shorter than the receptive field leaves nothing to pool.
+    with pytest.raises(RuntimeError):
+        model(torch.randn(1, 74, 3))
+    assert model(torch.randn(1, 75, 3)).shape == (1, 6)

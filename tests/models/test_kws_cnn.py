@@ -35,3 +35,30 @@ def test_class_weights_are_inverse_frequency_with_mean_one():
 def test_class_weights_leave_absent_classes_at_zero():
     w = class_weights(torch.tensor([0, 0, 2]), 3)
     assert w[1] == 0 and w[0] > 0 and w[2] > 0
+
+
+def test_a_keyword_counts_the_same_however_much_silence_surrounds_it():
+    # The final pool takes the maximum over time: appending silence (zeros, which stay zero through the
+    # bias-free convolutions and fresh batch norm) changes nothing. An average over time would dilute it.
+    torch.manual_seed(0)
+    model = KwsCNN(n_classes=5, n_mels=16, filters=(4, 8, 8), pooled_blocks=2).eval()
+    word = torch.zeros(1, 16, 64)
+    word[0, 4:10, 24:32] = torch.randn(6, 8).abs() + 1.0
+    longer = torch.cat([word, torch.zeros(1, 16, 192)], dim=2)
+    with torch.no_grad():
+        assert torch.allclose(model(word), model(longer), atol=1e-6)
+        assert not torch.allclose(model(word), model(torch.zeros_like(word)), atol=1e-3)
+
+
+def test_weighted_loss_has_no_pull_towards_the_majority_class():
+    # With inverse-frequency weights, a model that predicts every class equally likely is at the optimum
+    # of the weighted cross-entropy for class priors: the gradient with respect to a constant bias is 0.
+    labels = torch.tensor([0] * 90 + [1] * 8 + [2] * 2)
+    bias = torch.zeros(3, requires_grad=True)
+    logits = bias.expand(len(labels), 3)
+    torch.nn.functional.cross_entropy(logits, labels, weight=class_weights(labels, 3)).backward()
+    assert torch.allclose(bias.grad, torch.zeros(3), atol=1e-6)
+    # Unweighted, the same model is pulled towards class 0.
+    bias.grad = None
+    torch.nn.functional.cross_entropy(bias.expand(len(labels), 3), labels).backward()
+    assert bias.grad[0] < -0.5
