@@ -10,7 +10,7 @@ def _linear_sizes(module):
     return [(m.in_features, m.out_features) for m in module.modules() if isinstance(m, nn.Linear)]
 
 
-def test_cgan_layer_sizes_from_the_issue():
+def test_cgan_layer_sizes_from_the_course():
     g, d = Generator(100, 10, [200, 400]), Discriminator(10, [400, 200, 100], dropout=0.3)
     assert _linear_sizes(g) == [(110, 200), (200, 400), (400, 784)]
     assert _linear_sizes(d) == [(794, 400), (400, 200), (200, 100), (100, 1)]

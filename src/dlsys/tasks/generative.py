@@ -386,7 +386,8 @@ def run_cgan(ctx: StageContext) -> None:
     with ctx.plots() as out:
         accs = ["d_acc_real", "d_acc_fake"] + (["d_acc_mismatch"] if r.mismatch_weight > 0 else [])
         consistency = ["class_consistency"] if r.eval_per_class_epoch else []
-        plot_history(history.rows, out, "Conditional GAN convergence", ctx.source, name="training",
+        result = "diverged" if not ok else f"{history.epochs_run} epochs"
+        plot_history(history.rows, out, f"Conditional GAN convergence ({result})", ctx.source, name="training",
                      panels={"loss": ["d_loss", "g_loss"],
                              "discriminator accuracy, class consistency (%)": accs + consistency},
                      diverged_at=history.diverged_at)
@@ -473,7 +474,8 @@ def run_imputer(ctx: StageContext) -> None:
                        **_divergence(history, ok)}, selection=SELECTION)
 
     with ctx.plots() as out:
-        plot_history(history.rows, out, f"Imputer GAN, λ = {ctx.variant}", ctx.source, name="training",
+        result = "diverged" if not ok else f"{history.epochs_run} epochs"
+        plot_history(history.rows, out, f"Imputer GAN, λ = {ctx.variant} ({result})", ctx.source, name="training",
                      panels={"loss": ["d_loss", "g_loss", "g_penalty"],
                              "discriminator accuracy (%)": ["d_acc_real", "d_acc_fake"],
                              "test centre-patch MSE ([0, 1] pixels)": ["test_patch_mse"]},
