@@ -109,7 +109,7 @@ def install_real(files: dict[str, Path], out: Path, p: Params) -> dict:
         if gzipped:
             shutil.copyfile(src, out / name)
         else:  # verified uncompressed IDX: stored gzipped under the usual name, mtime 0 (reproducible bytes)
-            (out / name).write_bytes(gzip.compress(src.read_bytes(), mtime=0))
+            (out / name).write_bytes(gzip.compress(src.read_bytes(), compresslevel=6, mtime=0))
         forms[name] = "gz" if gzipped else "idx"
     d = load_mnist_arrays(out)
     summary = {"n_train": len(d["y_train"]), "n_test": len(d["y_test"]), "forms": forms}

@@ -251,6 +251,8 @@ def test_public_timit_layout_mixtures_speakers_and_noises(corpora_root):
                 twin = c.replace("-A-", "-B-") if "-A-" in c else c.replace("-B-", "-A-")
                 assert twin in clips, (s, c)
     assert "CC BY-NC 3.0" in meta["licence"] and "CC BY 4.0" in meta["licence"]
+    assert meta["corpus"] == ("LibriSpeech train-clean-100 (OpenSLR SLR12) + ESC-50 + "
+                              "Speech Commands v0.02 _background_noise_")
     assert set(meta["calibration"]) == {"tr", "v"} and meta["calibration"]["v"]["n_mixtures"] == 4
     d = load_timit(root / "data/raw/timit_denoise")
     assert len(d.tr_x) == 12 and len(d.v_s) == 4 and len(d.te_x) == 4 and d.source == "real"

@@ -161,11 +161,11 @@ def build(external_root: Path, out: Path, p: Params, seed: int) -> dict:
             audio_cache[c.path] = (x, lambda n, m=mask, memo=memo: memo.setdefault(n, vad.window_ok(m, n)))
         return audio_cache[c.path]
 
+    noise_names = {ESC50: "ESC-50", SPEECH_COMMANDS: "Speech Commands v0.02 _background_noise_"}
     summary: dict = {
         "builder": "public", "sr": sr,
-        "corpus": {"speech": f"LibriSpeech {subset} (OpenSLR SLR12)",
-                   "noise": [{ESC50: "ESC-50", SPEECH_COMMANDS: "Speech Commands v0.02 _background_noise_"}[c]
-                             for c in corpora]},
+        "corpus": " + ".join([f"LibriSpeech {subset} (OpenSLR SLR12)"] + [noise_names[c] for c in corpora]),
+        "corpora": {"speech": f"LibriSpeech {subset}", "noise": [noise_names[c] for c in corpora]},
         "licence": "; ".join([LIBRISPEECH_LICENCE] + [{ESC50: ESC50_LICENCE, SPEECH_COMMANDS: SC_LICENCE}[c]
                                                       for c in corpora]),
         "snr_db": list(snr), "sentence_seconds": list(seconds), "noises_per_sentence": per_sentence,
