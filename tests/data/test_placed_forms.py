@@ -256,3 +256,19 @@ def test_preflight_names_every_missing_input_with_its_route(tmp_path, monkeypatc
         (ext / "sevens" / f).write_bytes(b"x")
     (ext / "librispeech/LibriSpeech/train-clean-100").mkdir(parents=True)
     assert main(["real.yaml"]) == 0
+
+
+def test_lecture_selection_keeps_commands_and_a_share_of_unknown_per_split():
+    from dlsys.data.audio.speech_commands import lecture_selection
+
+    words = ["yes"] * 20 + ["no"] * 10 + ["bed"] * 50 + ["cat"] * 50
+    splits = (["train"] * 15 + ["testing"] * 5) + ["train"] * 10 + ["train"] * 40 + ["testing"] * 10 + ["train"] * 50
+    keep = lecture_selection(words, splits, ["yes", "no"], 0.1, np.random.default_rng(0))
+    w, s = np.array(words), np.array(splits)
+    assert keep[np.isin(w, ["yes", "no"])].all()  # every command clip
+    unknown = keep & ~np.isin(w, ["yes", "no"])
+    assert unknown[s == "train"].sum() == 3 and unknown[s == "testing"].sum() == 1  # ceil(0.1 × 25), ceil(0.1 × 5)
+    again = lecture_selection(words, splits, ["yes", "no"], 0.1, np.random.default_rng(0))
+    assert (keep == again).all()
+    everything = lecture_selection(words, splits, ["yes", "no"], 100.0, np.random.default_rng(0))
+    assert everything.all()  # a share above the pool keeps the whole pool, never more

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
 import soundfile as sf
 
 from dlsys.core.errors import DataFormatError
@@ -84,3 +85,22 @@ def install_folder(src: Path, out: Path, sr: int) -> dict:
     if notes:
         summary["note"] = "; ".join(notes)
     return summary
+
+
+def lecture_selection(words: list[str], splits: list[str], commands: list[str], unknown_share: float,
+                      rng: np.random.Generator) -> np.ndarray:
+    """Which clips the lecture's 12-class task keeps: every command clip, and per split a random
+    `unknown_share` × (that split's command clips) of the other words' clips as class "unknown".
+
+    The full v0.02 holds about 1.5 times as many clips of the 25 auxiliary words as of the ten commands;
+    kept whole, "unknown" would be most of every split (TensorFlow's recipe keeps 10 %, as silence).
+    Returns a boolean mask over the clips, in their order.
+    """
+    words, splits = np.asarray(words), np.asarray(splits)
+    is_command = np.isin(words, commands)
+    keep = is_command.copy()
+    for split in sorted(set(splits.tolist())):
+        pool = np.flatnonzero((splits == split) & ~is_command)
+        n = min(len(pool), int(np.ceil(unknown_share * np.sum(is_command & (splits == split)))))
+        keep[rng.choice(pool, size=n, replace=False)] = True
+    return keep
