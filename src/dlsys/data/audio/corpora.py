@@ -90,7 +90,7 @@ def _regular_files(folder: Path, pattern: str) -> list[Path]:
 
 # --------------------------------------------------------------------------- LibriSpeech
 
-def librispeech_need(external_root: Path, subset: str) -> list[Need]:
+def librispeech_need(external_root: Path, subset: str, key: str = "subset") -> list[Need]:
     """[] when the subset's folder or its verified-on-use tarball is there; else how to get it."""
     base = external_root / LIBRISPEECH
     if (base / "LibriSpeech" / subset).is_dir():
@@ -101,7 +101,7 @@ def librispeech_need(external_root: Path, subset: str) -> list[Need]:
             return []
         route = (f"download {dl.urls[0]} (OpenSLR SLR12, MD5 {dl.md5}) into {base}/ (verified and extracted "
                  f"on use), or extract it there yourself; any LibriSpeech subset works "
-                 f"(`librispeech.subset` in params.yaml)")
+                 f"(`{key}` in params.yaml)")
     else:
         route = f"place a LibriSpeech subset folder there (native layout); {subset!r} is not an OpenSLR subset name"
     return [Need(f"{LIBRISPEECH}/LibriSpeech/{subset}/", f"LibriSpeech {subset}: <speaker>/<chapter>/*.flac", route)]

@@ -72,7 +72,8 @@ def _segments_of(files: list[Path], need: int, length: int, vad: Vad, sr: int,
 
 
 def needs(external_root: Path, p: Params) -> list:
-    return librispeech_need(external_root, p.sub("librispeech").str("subset"))
+    q = p.sub("librispeech")
+    return librispeech_need(external_root, q.str("subset"), q._key("subset"))
 
 
 def build(external_root: Path, out: Path, p: Params, seed: int) -> dict:

@@ -48,7 +48,7 @@ def _corpora(q: Params) -> list[str]:
 
 def needs(external_root: Path, p: Params) -> list:
     q = p.sub("public")
-    return librispeech_need(external_root, q.str("subset")) + noise_need(external_root, _corpora(q))
+    return librispeech_need(external_root, q.str("subset"), q._key("subset")) + noise_need(external_root, _corpora(q))
 
 
 def _shares(total: int, weights: dict[str, int], floor: int = 1) -> dict[str, int]:
