@@ -5,15 +5,20 @@ compression of its weights (once, as trainable factors, and inside the training 
 |----------------------------|------------------------|-----------------------------------------------|
 | mnist_train_mlp            | `run_train_mlp`        | mnist.mlp, mnist.train                        |
 | mnist_analyze_mlp          | `run_analyze_mlp`      | mnist.analyze                                 |
-| mnist_init_study@{sgd,adam}| `run_init_study`       | mnist.init_study                              |
-| mnist_dropout_study        | `run_dropout_study`    | mnist.dropout_study                           |
+| mnist_init_study@{sgd,adam}| `run_init_study`       | mnist.init_study, mnist.run_state             |
+| mnist_dropout_study        | `run_dropout_study`    | mnist.dropout_study, mnist.run_state          |
 | mnist_compress_svd         | `run_compress_svd`     | mnist.svd.ranks, mnist.svd.compress           |
 | mnist_svd_finetune         | `run_svd_finetune`     | mnist.svd.rank, .compress, .finetune          |
 | mnist_svd_in_loop          | `run_svd_in_loop`      | mnist.svd.rank, .compress, .in_loop           |
 
 Models: `dlsys.models.mlp`; low-rank layers: `dlsys.compression`. Every training run goes through the
 shared `dlsys.training.fit`; a run whose loss becomes NaN/inf is recorded (metrics, plots), its model is
-saved marked diverged (never used as good), and the stage ends normally with a warning.
+saved marked diverged (never used as good), and the stage ends normally with a warning. Stages that read
+a diverged baseline record that they had nothing to work on, the same way. Timings (seconds, samples/s,
+the SVD-in-the-loop epoch-time ratio) go to timings/mnist/, never into metrics.
+
+Tests: tests/tasks/test_mnist.py (recipe, hostile params, every stage at lr 1e30, in process),
+tests/stages/test_mnist_e2e.py (the family through DVC), tests/models/test_mlp.py, tests/compression/.
 """
 
 from __future__ import annotations
@@ -213,10 +218,10 @@ def train_classifier(model: nn.Module, data: MnistTensors, cfg: TrainConfig, gen
                after_step=after_step)
 
 
-def warn_diverged(ctx: StageContext, hist: EpochLog, what: str, lr: float) -> None:
+def warn_diverged(ctx: StageContext, hist: EpochLog, what: str, lr: float, saved: bool = True) -> None:
     if hist.diverged:
-        log.warning("%s diverged at epoch %s (lr %g): recorded in %s; its model is saved marked diverged",
-                    what, hist.diverged_at, lr, ctx.metrics_path)
+        log.warning("%s diverged at epoch %s (lr %g): recorded in %s%s", what, hist.diverged_at, lr,
+                    ctx.metrics_path, "; its model is saved marked diverged" if saved else "")
 
 
 def _note_png(path: Path, text: str, source: str) -> None:
@@ -535,7 +540,7 @@ def run_dropout_study(ctx: StageContext) -> None:
                                                      default=None),
                             "diverged": hist.diverged, "diverged_at_epoch": hist.diverged_at}
             curves[key] = hist.rows
-            warn_diverged(ctx, hist, key, tc.lr)
+            warn_diverged(ctx, hist, key, tc.lr, saved=False)
             log.info("%s: %s", key, results[key])
     ctx.write_metrics({"train_err_samples": min(n_eval, len(data.x_train)), **results},
                       selection=f"{FINAL_EPOCH}; test_err_selected: the lowest test error over the epochs, "
@@ -552,7 +557,9 @@ def run_dropout_study(ctx: StageContext) -> None:
         table.append(row)
     with ctx.plots() as out:
         plot_history(table, out, f"dropout {p_in:g}/{p_hid:g}, 5x{hidden[0]} net, Adam", ctx.source,
-                     name="errors", panels={"error (%)": [c for c in table[0] if c != "epoch"]})
+                     name="errors", panels={"error (%)": [c for c in table[0] if c != "epoch"]},
+                     labels={f"{k}_{part}_err": f"{k} {part}: {r['state']}" for k, r in results.items()
+                             for part in ("train", "test")})
 
 
 # ==================================================================== SVD: shared checks
