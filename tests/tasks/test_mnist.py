@@ -303,3 +303,24 @@ def test_meaningless_params_are_refused_in_one_line_before_anything_is_written(l
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: params.yaml: ") and message in err[-1], err
     assert not (lab / "metrics").exists() and not (lab / "plots").exists()
+
+
+def _stages_reading(key: str) -> set[str]:
+    """dvc.yaml stages whose params list the key or a group holding it (DVC re-runs exactly those)."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    out = set()
+    for name, st in stages.items():
+        for entry in st.get("do", st).get("params", []):
+            listed = entry if isinstance(entry, str) else next(iter(entry))
+            if key == listed or key.startswith(listed + "."):
+                out.add(name)
+    return out
+
+
+def test_the_svd_rank_reaches_exactly_the_two_stages_that_use_it():
+    """`dvc exp run -S mnist.svd.rank=…` (the README's experiment) re-runs the fine-tune and SVD in the loop,
+    not the sweep (its ranks are mnist.svd.ranks). The DVC run itself is in tests/stages/test_mnist_e2e.py."""
+    assert _stages_reading("mnist.svd.rank") == {"mnist_svd_finetune", "mnist_svd_in_loop"}
+    assert _stages_reading("mnist.svd.ranks") == {"mnist_compress_svd"}
+    assert _stages_reading("mnist.svd.compress.n_compressed") == {
+        "mnist_compress_svd", "mnist_svd_finetune", "mnist_svd_in_loop"}
