@@ -272,3 +272,18 @@ def test_lecture_selection_keeps_commands_and_a_share_of_unknown_per_split():
     assert (keep == again).all()
     everything = lecture_selection(words, splits, ["yes", "no"], 100.0, np.random.default_rng(0))
     assert everything.all()  # a share above the pool keeps the whole pool, never more
+
+
+def test_no_code_or_test_reads_the_calibration_kit():
+    """Real data enter only through data/external/: nothing may point at the kit's own folder."""
+    root = Path(__file__).resolve().parents[2]
+    needles = ("../" + "shared", "/shared/" + "realdata", "realdata" + "/")
+    offenders = []
+    for folder in ("src", "stages", "tests", "bench"):
+        for path in (root / folder).rglob("*.py"):
+            text = path.read_text(errors="replace")
+            offenders += [f"{path.relative_to(root)}: {n}" for n in needles if n in text]
+    for name in ("Makefile", "dvc.yaml", "params.yaml", "params-real.yaml"):
+        text = (root / name).read_text()
+        offenders += [f"{name}: {n}" for n in needles if n in text]
+    assert not offenders
