@@ -195,17 +195,22 @@ def _test_set():
     return to_signed(to_unit(d.x_test)), torch.as_tensor(d.y_test)
 
 
-def test_ssl_headlines_the_final_epoch_and_labels_the_test_selected_point(workdir):
+def test_ssl_headlines_the_final_epoch_and_labels_the_test_selected_point(workdir, monkeypatch):
+    """The test curve is scripted to peak before the end: the headline must stay the final epoch's."""
     run("cifar_pretext", cifar.run_pretext)
-    run("cifar_ssl_baseline", cifar.run_ssl_baseline)
-    run("cifar_ssl_transfer", cifar.run_ssl_transfer)
-    for step in ("ssl_baseline", "ssl_transfer"):
+    real = cifar.safe_accuracy
+    for step, fn, script in (("ssl_baseline", cifar.run_ssl_baseline, [0.5, 0.9, 0.3]),
+                             ("ssl_transfer", cifar.run_ssl_transfer, [0.6, 0.2, 0.4])):
+        values = iter(script)
+        monkeypatch.setattr(cifar, "safe_accuracy",
+                            lambda m, x, y, b: next(values) if len(y) == N_TEST else real(m, x, y, b))
+        run(f"cifar_{step}", fn)
         m, rows = metrics(step), curve(step)
-        accs = [float(r["test_acc"]) for r in rows]
         assert [int(r["epoch"]) for r in rows] == [2, 4, 6]  # every eval_every epochs, via fit's eval_every
-        assert m["final_test_acc"] == pytest.approx(accs[-1])
-        assert m["test_selected_acc"] == pytest.approx(max(accs))
-        assert int(rows[accs.index(max(accs))]["epoch"]) == m["test_selected_epoch"]
+        assert [float(r["test_acc"]) for r in rows] == script
+        assert m["final_test_acc"] == script[-1]
+        assert m["test_selected_acc"] == max(script)
+        assert m["test_selected_epoch"] == 2 * (script.index(max(script)) + 1)
         assert "best_test_acc" not in m and m["selection"].startswith("final epoch")
         assert "test_selected" in m["selection"]
     base, tra = metrics("ssl_baseline"), metrics("ssl_transfer")
@@ -226,6 +231,15 @@ def test_transfer_refuses_a_diverged_pretext_model(workdir, capsys):
     with pytest.raises(SystemExit) as exc:
         run("cifar_ssl_transfer", cifar.run_ssl_transfer)
     assert exc.value.code == 2 and "diverged" in capsys.readouterr().err
+
+
+def test_transfer_without_the_baseline_curve_fails_before_training(workdir, capsys):
+    run("cifar_pretext", cifar.run_pretext)
+    with pytest.raises(SystemExit) as exc:
+        run("cifar_ssl_transfer", cifar.run_ssl_transfer)
+    assert exc.value.code == 2 and "ssl_baseline/curves.csv" in capsys.readouterr().err
+    assert not Path("metrics/cifar/ssl_transfer.json").exists()
+    assert not Path("data/models/cifar/ssl_transfer.pt").exists()
 
 
 DIVERGING = {
@@ -264,6 +278,8 @@ def test_every_training_stage_survives_a_diverging_learning_rate(workdir, name):
         assert Path(f"plots/cifar/{step}/curves.{ext}").stat().st_size > 0
     rows = curve(step)
     assert int(rows[-1]["epoch"]) == m["diverged_at_epoch"]
+    if step.startswith("ssl"):  # every epoch since the last evaluation: the finite first epoch too
+        assert [int(r["epoch"]) for r in rows] == [1, 2] and math.isfinite(float(rows[0]["train_loss"]))
     ckpt = torch.load(f"data/models/cifar/{model}", weights_only=True)
     finite = all(bool(torch.isfinite(t).all()) for t in ckpt["state_dict"].values() if t.is_floating_point())
     assert ckpt["diverged"] is (not finite) and ckpt["diverged"]  # the NaN model is never saved as good

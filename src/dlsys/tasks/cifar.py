@@ -363,9 +363,12 @@ def ssl_optimizer(ctx: StageContext, model: CifarCNN, r: SslRecipe, variant: str
 
 
 def ssl_curve(hist) -> list[dict]:
-    """The evaluated epochs (every `eval_every`, and the last), plus the epoch that diverged if one did."""
+    """The evaluated epochs (every `eval_every`, and the last); after a divergence also every epoch since the
+    last evaluation, so that the run-up to it is visible."""
+    evaluated = [row["epoch"] for row in hist.rows if "test_acc" in row]
+    since = evaluated[-1] if evaluated else 0
     return [{"epoch": row["epoch"], "train_loss": row["train_loss"], "test_acc": row.get("test_acc")}
-            for row in hist.rows if "test_acc" in row or row["epoch"] == hist.diverged_at]
+            for row in hist.rows if "test_acc" in row or (hist.diverged and row["epoch"] > since)]
 
 
 def run_ssl_baseline(ctx: StageContext) -> None:
@@ -384,6 +387,8 @@ def run_ssl(ctx: StageContext, variant: str) -> None:
     config = model_config(ctx.params, N_CLASSES)
     model = build_model(config).to(ctx.device)
     opt = ssl_optimizer(ctx, model, r, variant)
+    # The baseline's curve is read before training, so that a missing one fails at once, not after the run.
+    base = read_curve(PLOTS_ROOT / ctx.family / "ssl_baseline" / f"{CURVES}.csv") if variant == "transfer" else None
     d = load_unit(ctx)
     _, lab = labelled_split(len(d.x_train), r.n_labelled)
     lab = torch.as_tensor(lab, device=ctx.device)
@@ -403,8 +408,7 @@ def run_ssl(ctx: StageContext, variant: str) -> None:
     with ctx.plots() as out:
         plot_history(curve, out, title, ctx.source, name=CURVES, diverged_at=hist.diverged_at,
                      panels={"cross-entropy (train)": ["train_loss"], "test accuracy (%)": ["test_acc"]})
-        if variant == "transfer":
-            base = read_curve(PLOTS_ROOT / ctx.family / "ssl_baseline" / f"{CURVES}.csv")
+        if base is not None:
             metrics.update(gains_over_baseline(base, metrics))
             plot_history(joined({"baseline (from scratch)": base, "transfer (rotation pretext)": curve},
                                 ("train_loss", "test_acc")), out,
