@@ -1,4 +1,4 @@
-"""Pair sampling for speaker verification, exactly as the seed.
+"""Pair sampling for speaker verification, exactly as the course specifies.
 
 Rows of the utterance matrix are ordered by speaker, `per_speaker` rows each. For one speaker:
   * L positive pairs drawn from the C(per_speaker, 2) pairs of its own utterances (without replacement
