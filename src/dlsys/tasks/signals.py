@@ -146,6 +146,9 @@ def _features(ctx: StageContext, name: str) -> dict:
     if not path.exists():
         raise UserError(f"{path}: not found; run `dvc repro` for the stage that writes it")
     feats = load_torch(path)
+    if not isinstance(feats, dict) or "datasets" not in feats:
+        raise UserError(f"{path}: written by an older version (no data provenance); re-create it with "
+                        f"`dvc repro` of the stage that writes it")
     ctx.datasets.update(feats["datasets"])
     return feats
 
