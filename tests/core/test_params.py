@@ -60,3 +60,26 @@ def test_params_are_read_as_dvc_reads_them(tmp_path):
     p = load_params(f)
     assert p.list("kws.commands", item_type=str) == ["yes", "no", "on", "off", "up"]
     assert p.float("kws.lr") == 1e-3
+
+
+def test_exclusive_bounds_and_seed():
+    p = Params({"lr": 0, "rank": 64, "seed": 2**70, "ok": 0.1})
+    with pytest.raises(UserError, match=r"'lr' must be > 0, got 0"):
+        p.float("lr", gt=0)
+    with pytest.raises(UserError, match=r"'rank' must be < 64, got 64"):
+        p.int("rank", lt=64)
+    assert p.float("ok", gt=0, lt=1) == 0.1
+    with pytest.raises(UserError, match=r"'seed' must be <= 9223372036854775807"):
+        p.seed()
+
+
+def test_unknown_keys_checked_against_dvc_yaml_beside_the_file(tmp_path):
+    (tmp_path / "params.yaml").write_text("seed: 0\nsvd:\n  rank: 4\n  rnak: 5\nmnist:\n  sgd: {lr: 1}\n")
+    assert load_params(tmp_path / "params.yaml").int("svd.rnak") == 5  # no dvc.yaml: no key check
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n  s:\n    matrix:\n      opt: [sgd]\n    cmd: x ${item.opt}\n"
+        "    params:\n      - seed\n      - svd.rank\n      - mnist.${item.opt}\n")
+    with pytest.raises(UserError, match=r"unknown key 'svd\.rnak' \(did you mean 'svd\.rank'\?\)"):
+        load_params(tmp_path / "params.yaml")
+    (tmp_path / "params.yaml").write_text("seed: 0\nsvd:\n  rank: 4\nmnist:\n  sgd: {lr: 1}\n")
+    assert load_params(tmp_path / "params.yaml").int("svd.rank") == 4  # the matrix template covers mnist.sgd

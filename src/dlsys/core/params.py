@@ -44,7 +44,7 @@ def load_params(path: str | Path = "params.yaml") -> "Params":
     try:
         data = read_yaml(path.read_text()) or {}
     except YAMLError as exc:
-        raise UserError(f"{path}: not valid YAML: {exc}") from None
+        raise UserError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: expected a mapping at the top level")
     params = Params(data)

@@ -285,7 +285,7 @@ def _range_start(content_range: str | None) -> int | None:
 def _cap_name(cap: float, declared: int | None) -> str:
     if declared is not None and cap == declared:
         return f"the published size ({declared:,} bytes)"
-    return f"the {cap / 2**20:,.0f} MB cap (params.yaml: data.limits.max_download_mb)"
+    return f"the {cap / 2**20:.4g} MB cap (params.yaml: data.limits.max_download_mb)"
 
 
 def extract_tar(archive: Path, dest: Path, members_prefix: str | None = None) -> None:

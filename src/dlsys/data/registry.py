@@ -356,7 +356,9 @@ def acquire(name: str, params: Params, seed: int, root: Path = Path("."), previe
                 data = spec.validate(tmp) if spec.validate is not None else None
                 clock.lap("validate_seconds")
             except DataFormatError as exc:
-                raise DataFormatError(f"{exc}{_forget_unpinned(fetched)}") from None
+                # name the files where they will be, not where they were built
+                message = str(exc).replace(str(tmp), str(root / RAW_ROOT / name))
+                raise DataFormatError(f"{message}{_forget_unpinned(fetched)}") from None
             if preview is not None:
                 preview(data, plots, audio, meta["source"])
                 clock.lap("preview_seconds")

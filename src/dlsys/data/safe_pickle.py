@@ -61,8 +61,8 @@ def _check_size(shape: Any, dtype: np.dtype) -> tuple[int, ...]:
     nbytes = math.prod(shape) * dtype.itemsize  # Python ints: no overflow
     cap = _MAX_ARRAY_BYTES.get()
     if nbytes > cap:
-        raise RefusedGlobal(f"an array of shape {shape} ({nbytes / 2**20:,.0f} MB) is larger than the "
-                            f"{cap / 2**20:,.0f} MB cap (params.yaml: data.limits.max_array_mb)")
+        raise RefusedGlobal(f"an array of shape {shape} ({nbytes / 2**20:,.4g} MB) is larger than the "
+                            f"{cap / 2**20:,.4g} MB cap (params.yaml: data.limits.max_array_mb)")
     return shape
 
 

@@ -300,6 +300,9 @@ def generate_timit(out: Path, p: Params, seed: int) -> dict:
 
 
 def install_timit(files: dict[str, Path], out: Path, p: Params) -> dict:
+    sr = p.int("sr", lo=8000)
+    for split, prefixes in TIMIT_SPLITS.items():  # errors name the user's files, not the copies
+        _read_split(files[f"{TIMIT_DIR}/{split}"], prefixes, sr)
     counts = {}
     for split in TIMIT_SPLITS:
         copy_tree(files[f"{TIMIT_DIR}/{split}"], out / TIMIT_DIR / split)  # links refused, never followed
