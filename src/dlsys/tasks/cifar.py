@@ -178,10 +178,6 @@ def safe_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batc
     return accuracy(logits, y) if bool(torch.isfinite(logits).all()) else math.nan
 
 
-def model_is_finite(model: torch.nn.Module) -> bool:
-    return all(bool(torch.isfinite(t).all()) for t in model.state_dict().values() if t.is_floating_point())
-
-
 def finite(v: float | None) -> float | None:
     return v if v is not None and math.isfinite(v) else None
 
