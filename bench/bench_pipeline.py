@@ -37,7 +37,7 @@ def run(cmd: list[str], cwd: Path, env: dict) -> tuple[float, str]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--stages", nargs="*", default=[], help="only these stages (default: all)")
-    ap.add_argument("--param", default="svd.rank=10", help="the one param changed for the re-run check")
+    ap.add_argument("--param", default="mnist.svd.rank=10", help="the one param changed for the re-run check")
     args = ap.parse_args()
     import torch
 
