@@ -887,6 +887,21 @@ def test_stale_temporaries_of_a_killed_run_are_removed_at_the_next_start(tmp_pat
     assert (root / "plots/data/mnist/seen.txt").read_text() == "MnistData from synthetic"
 
 
+def test_snr_against_a_silent_reference_warns_instead_of_reporting_silently(caplog):
+    import torch
+
+    from dlsys.evaluation.snr import snr_db, snr_db_many
+
+    x = _tone(800)
+    assert "all-zero" not in caplog.text and np.isfinite(snr_db(x, x * 0.5))
+    snr_db(np.zeros(800), x)
+    assert "all-zero (silent) reference is undefined" in caplog.text
+    caplog.clear()
+    ref = torch.stack([torch.from_numpy(x), torch.zeros(800)])
+    snr_db_many(ref, ref * 0.5)
+    assert "1 of 2 references are all zero" in caplog.text
+
+
 def test_dataset_json_is_a_pure_function_of_the_data(tmp_path, monkeypatch):
     a, b = tmp_path / "a", tmp_path / "b"
     for root in (a, b):
