@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from dlsys.core.errors import DataFormatError
-from dlsys.features.denoise_features import (InputTransform, chunk_frames, denoise_features, pad_frames,
-                                             split_waves, timit_split_features)
+from dlsys.features.denoise_features import (InputTransform, PairFeatures, SplitFeatures, chunk_frames, pad_frames,
+                                             pair_features, split_waves, timit_split_features)
 from dlsys.features.stft import n_frames, stft
 
 
@@ -20,16 +20,16 @@ def test_timit_split_features_masks_and_layout():
     nz = [_sig(n, 10 + i) for i, n in enumerate(lens)]
     x = [a + b for a, b in zip(s, nz)]
     f = timit_split_features(x, s, nz, ["a", "b", "c"], 1024, 512, device="cpu", batch_size=2, keep_waves=True)
-    assert f["frames"].tolist() == [n_frames(n, 512) for n in lens]
-    assert f["mag_x"].shape == (sum(f["frames"]), 513) and f["ibm"].dtype == torch.bool
-    second = slice(int(f["frames"][0]), int(f["frames"][:2].sum()))
+    assert f.frames.tolist() == [n_frames(n, 512) for n in lens]
+    assert f.mag_x.shape == (sum(f.frames), 513) and f.ibm.dtype == torch.bool
+    second = slice(int(f.frames[0]), int(f.frames[:2].sum()))
     S, N = stft(torch.from_numpy(s[1]), 1024, 512).abs().T, stft(torch.from_numpy(nz[1]), 1024, 512).abs().T
-    assert torch.allclose(f["mag_s"][second], S, atol=1e-5)
-    assert torch.allclose(f["mag_n"][second], N, atol=1e-5)
-    assert torch.equal(f["ibm"], f["mag_s"] > f["mag_n"])
-    padded = pad_frames(f["mag_x"], f["frames"])
-    assert padded.shape == (3, max(f["frames"]), 513) and float(padded[2, int(f["frames"][2]):].abs().sum()) == 0
-    waves = split_waves(f["clean_wave"], f["lengths"])
+    assert torch.allclose(f.mag_s[second], S, atol=1e-5)
+    assert torch.allclose(f.mag_n[second], N, atol=1e-5)
+    assert torch.equal(f.ibm, f.mag_s > f.mag_n)
+    padded = pad_frames(f.mag_x, f.frames)
+    assert padded.shape == (3, max(f.frames), 513) and float(padded[2, int(f.frames[2]):].abs().sum()) == 0
+    waves = split_waves(f.clean_wave, f.lengths)
     assert torch.equal(waves[1], torch.from_numpy(s[1]))
 
 
@@ -40,16 +40,16 @@ def test_mismatched_lengths_name_the_file():
     d = SimpleNamespace(train_clean=_sig(100, 0), train_dirty=_sig(90, 1), test_01_x=_sig(10, 2),
                         test_01_s=_sig(10, 3), test_02_x=_sig(10, 4), sr=16000)
     with pytest.raises(DataFormatError, match="train"):
-        denoise_features(d, 64, 32, "cpu")
+        pair_features(d, 64, 32, "cpu")
 
 
 def test_denoise_features_noise_is_dirty_minus_clean():
     c, n = _sig(4000, 0), _sig(4000, 1)
     d = SimpleNamespace(train_clean=c, train_dirty=c + n, test_01_x=_sig(3000, 2) + c[:3000],
                         test_01_s=c[:3000], test_02_x=_sig(2000, 4), sr=16000)
-    f = denoise_features(d, 256, 128, "cpu")
-    assert torch.allclose(f["train_mag_n"], stft(torch.from_numpy(n), 256, 128).abs().T, atol=1e-5)
-    assert f["test_01_mix"].shape == (n_frames(3000, 128), 129) and f["test_01_mix"].is_complex()
+    f = pair_features(d, 256, 128, "cpu")
+    assert torch.allclose(f.train_mag_n, stft(torch.from_numpy(n), 256, 128).abs().T, atol=1e-5)
+    assert f.test_01.mix.shape == (n_frames(3000, 128), 129) and f.test_01.mix.is_complex()
 
 
 def test_chunks_and_transform():
@@ -73,26 +73,26 @@ def _pair_data(n_train=8000, n_test=3000, with_ref=True, gain=1.0):
 
 def test_the_validation_tail_is_cut_off_before_the_transform():
     d = _pair_data()
-    f = denoise_features(d, 256, 128, "cpu", val_seconds=2.0)  # sr 1000: the last 2000 samples
+    f = pair_features(d, 256, 128, "cpu", val_seconds=2.0)  # sr 1000: the last 2000 samples
     head_x = torch.from_numpy(d.train_dirty[:6000])
-    assert f["val_seconds"] == 2.0
-    assert torch.allclose(f["train_mag_x"], stft(head_x, 256, 128).abs().T, atol=1e-6)  # no tail sample inside
-    assert torch.equal(f["val_x"], torch.from_numpy(d.train_dirty[6000:]))
-    assert torch.equal(f["val_s"], torch.from_numpy(d.train_clean[6000:]))
-    assert torch.allclose(f["val_mix"], stft(f["val_x"], 256, 128).T, atol=1e-6)
-    assert "test_01_s" in f and "test_01_mag_s" in f
+    assert f.val_seconds == 2.0
+    assert torch.allclose(f.train_mag_x, stft(head_x, 256, 128).abs().T, atol=1e-6)  # no tail sample inside
+    assert torch.equal(f.val.noisy, torch.from_numpy(d.train_dirty[6000:]))
+    assert torch.equal(f.val.clean, torch.from_numpy(d.train_clean[6000:]))
+    assert torch.allclose(f.val.mix, stft(f.val.noisy, 256, 128).T, atol=1e-6)
+    assert torch.equal(f.test_01.clean, torch.from_numpy(d.test_01_s))
 
 
 def test_no_tail_and_no_test_reference():
-    f = denoise_features(_pair_data(with_ref=False), 256, 128, "cpu", val_seconds=0.0)
-    assert "val_mix" not in f and "test_01_s" not in f and "test_01_mag_s" not in f
-    assert f["train_mag_x"].shape[0] == n_frames(8000, 128) and f["test_01_mix"].shape[0] == n_frames(3000, 128)
+    f = pair_features(_pair_data(with_ref=False), 256, 128, "cpu", val_seconds=0.0)
+    assert f.val is None and f.test_01.clean is None
+    assert f.train_mag_x.shape[0] == n_frames(8000, 128) and f.test_01.mix.shape[0] == n_frames(3000, 128)
 
 
 def test_a_tail_that_leaves_nothing_to_train_on_is_a_user_error():
     from dlsys.core.errors import UserError
     with pytest.raises(UserError, match="val|validation"):
-        denoise_features(_pair_data(), 256, 128, "cpu", val_seconds=7.9)
+        pair_features(_pair_data(), 256, 128, "cpu", val_seconds=7.9)
 
 
 @pytest.mark.parametrize("kind", ["log", "linear"])
@@ -103,3 +103,20 @@ def test_input_transform_ignores_the_overall_gain(kind):
     for c in (1e-3, 40.0):
         zc = InputTransform.fit(mag * c, kind, 1e-4)(mag * c)
         assert torch.allclose(zc, z, atol=1e-4), c
+
+
+def test_features_survive_storage_as_plain_tensors(tmp_path):
+    """to_dict → save_torch → load_torch (weights_only) → from_dict gives back the same features."""
+    from dlsys.core.outputs import load_torch, save_torch
+
+    f = pair_features(_pair_data(with_ref=False), 256, 128, "cpu", val_seconds=2.0)
+    save_torch(f.to_dict(), tmp_path / "pair.pt")
+    g = PairFeatures.from_dict(load_torch(tmp_path / "pair.pt"))
+    assert g.test_01.clean is None and g.val_seconds == 2.0 and g.n_bins == 129
+    assert torch.equal(g.val.mix, f.val.mix) and torch.equal(g.train_mag_s, f.train_mag_s)
+    s = timit_split_features([_sig(3000, 0)], None, None, ["te0"], 256, 128, "cpu")
+    save_torch(s.to_dict(), tmp_path / "te.pt")
+    back = SplitFeatures.from_dict(load_torch(tmp_path / "te.pt"))
+    assert back.names == ["te0"] and back.ibm is None and torch.equal(back.mix, s.mix)
+    with pytest.raises(DataFormatError, match="missing val"):
+        PairFeatures.from_dict({k: v for k, v in f.to_dict().items() if k != "val"}, "old features")

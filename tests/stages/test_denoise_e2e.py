@@ -1,4 +1,5 @@
-"""A tiny end-to-end run of the denoising family: acquisition → features → FC, 1-D CNN, RNN → comparison."""
+"""A tiny end-to-end `dvc repro` of the denoising family: acquisition → features → FC, 1-D CNN (one matrix
+stage), RNN → comparison; then the frame path again without test_01's clean reference."""
 
 import json
 import zipfile
@@ -19,9 +20,6 @@ TINY_MODELS = {
     "denoise.cnn1d.epochs": 2, "denoise.cnn1d.conv": [[4, 9, 4], [8, 5, 2]],
     "denoise.rnn.epochs": 2, "denoise.rnn.hidden": 16, "denoise.rnn.layers": 1, "denoise.rnn.t_trunc": 20,
 }
-STAGES = [("stages/acquire.py", "denoise"), ("stages/acquire.py", "timit_denoise"),
-          ("stages/denoise_features.py",), ("stages/denoise_features_timit.py",), ("stages/denoise_frame.py", "fc"),
-          ("stages/denoise_frame.py", "cnn1d"), ("stages/denoise_rnn.py",), ("stages/denoise_compare.py",)]
 
 
 @pytest.mark.slow
@@ -29,13 +27,10 @@ def test_denoise_family_end_to_end(repo_copy):
     params = yaml.safe_load((repo_copy.path / "params.yaml").read_text())
     updates = {}
     for group, values in TINY_DATA.items():
-        node = params.get("data", {}).get(group.split(".")[1])
-        if node is None:
-            pytest.skip(f"params.yaml has no '{group}' group yet (audio data issue)")
+        node = params["data"][group.split(".")[1]]
         updates.update({f"{group}.{k}": v for k, v in values.items() if k in node})
     repo_copy.set_params({**updates, **TINY_MODELS})
-    for script, *args in STAGES:
-        repo_copy.stage(script, *args)
+    repo_copy.dvc("repro", "denoise_compare", timeout=1200)
 
     root = repo_copy.path
     fc = json.loads((root / "metrics/denoise/fc.json").read_text())
@@ -43,27 +38,27 @@ def test_denoise_family_end_to_end(repo_copy):
     cmp_ = json.loads((root / "metrics/denoise/compare.json").read_text())
     assert fc["data_source"] == rnn["data_source"] == "synthetic"
     assert fc["epochs_run"] == 2 and "held-out last 2 s" in fc["selection"]
-    curve = [float(r.split(",")[2]) for r in (root / "plots/denoise/fc/val_snr.csv").read_text().split()[1:]]
+    curve = [float(r.split(",")[2]) for r in (root / "plots/denoise/fc/curves.csv").read_text().split()[1:]]
     assert fc["best_epoch"] == 1 + curve.index(max(curve)) and abs(fc["val_snr_db"] - max(curve)) < 1e-4
     for split in ("test_01", "val"):
         assert abs(fc[f"{split}_snri_db"] - (fc[f"{split}_snr_db"] - fc[f"{split}_snr_in_db"])) < 1e-6
     assert rnn["v_snr_oracle_ibm_db"] > rnn["v_snr_in_db"]
-    assert set(cmp_) >= {"fc", "cnn1d", "rnn", "data_source"}
-    assert json.loads((root / "metrics/denoise/features_timit.json").read_text())["seconds_stft"] > 0
+    assert set(cmp_) >= {"fc", "cnn1d", "rnn", "data_source"} and cmp_["fc"]["dataset"] == "denoise test_01"
+    assert json.loads((root / "timings/denoise/features_timit.json").read_text())["stft_seconds"] > 0
 
     raw = root / "data/raw/denoise"
     n01 = len(read_wav(next(raw.glob("test*01*x*.wav"))))
     for model in ("fc", "cnn1d"):
-        assert len(read_wav(root / f"data/outputs/denoise/{model}/test_01.wav")) == n01
-        assert (root / f"data/outputs/denoise/{model}/test_02.wav").exists()
-        assert (root / f"plots/denoise/{model}/val_snr.png").exists()
-    te = sorted((root / "data/outputs/timit_denoise/te").glob("*.wav"))
+        assert len(read_wav(root / f"audio/denoise/{model}/test_01.wav")) == n01
+        assert (root / f"audio/denoise/{model}/test_02.wav").exists()
+        assert (root / f"plots/denoise/{model}/curves.png").exists()
+    te = sorted((root / "data/outputs/denoise/rnn/te").glob("*.wav"))
     assert len(te) == 2  # 1 test sentence x 2 noise kinds
-    with zipfile.ZipFile(root / "data/outputs/timit_denoise/te.zip") as zf:
+    with zipfile.ZipFile(root / "data/outputs/denoise/rnn/te.zip") as zf:
         assert sorted(zf.namelist()) == sorted(f"te/{p.name}" for p in te)
     for name in ("snr.png", "snr.csv", "spectrograms.png"):
         assert (root / "plots/denoise/compare" / name).exists()
-    assert cmp_["fc"]["dataset"] == "denoise test_01"
+    assert "denoise_frame@fc" not in repo_copy.dvc("status").stdout  # everything DVC ran is up to date
 
     # Without test_01's clean reference the frame models still train, select and report on the tail.
     (raw / "test_01_s.wav").unlink()

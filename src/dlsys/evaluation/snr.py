@@ -1,8 +1,9 @@
-"""Signal-to-noise ratio in dB, with the course's 1e-20 guards."""
+"""Signal-to-noise ratio in dB, with the course's 1e-20 guards, and SNR / SNR-improvement reports."""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -43,3 +44,30 @@ def snr_db_many(reference: torch.Tensor, estimate: torch.Tensor, lengths=None) -
         log.warning("SNR: %d of %d references are all zero (silent): their SNR is undefined, the guarded value "
                     "reported is not a measurement", silent, len(s))
     return 10.0 * torch.log10(((s**2).sum(-1) + EPS) / (((s - e) ** 2).sum(-1) + EPS))
+
+
+@dataclass
+class SnrReport:
+    snr: np.ndarray      # SNR of each estimate against its clean reference, dB
+    snr_in: np.ndarray   # SNR of the unprocessed mixture, dB
+    snri: np.ndarray     # snr - snr_in
+
+    def summary(self, prefix: str = "") -> dict:
+        return {f"{prefix}snr_db": float(np.mean(self.snr)),
+                f"{prefix}snr_median_db": float(np.median(self.snr)),
+                f"{prefix}snr_in_db": float(np.mean(self.snr_in)),
+                f"{prefix}snri_db": float(np.mean(self.snri))}
+
+
+def snr_report(clean, estimate, mixture) -> SnrReport:
+    """SNR and SNRi of one signal (any array-likes of equal length)."""
+    snr = snr_db(clean, estimate)
+    snr_in = snr_db(clean, mixture)
+    return SnrReport(np.array([snr]), np.array([snr_in]), np.array([snr - snr_in]))
+
+
+def snr_report_many(clean: torch.Tensor, estimate: torch.Tensor, mixture: torch.Tensor, lengths) -> SnrReport:
+    """Padded (B, T) batches with per-row lengths → per-file SNR and SNRi."""
+    snr = snr_db_many(clean, estimate, lengths).cpu().numpy()
+    snr_in = snr_db_many(clean, mixture, lengths).cpu().numpy()
+    return SnrReport(snr, snr_in, snr - snr_in)

@@ -1,13 +1,15 @@
 """STFT features for the denoising family, computed batched on the configured device.
 
-`denoise_features` (the HW2 files) and `timit_features` (the timit-homework set) return dicts of
-tensors that the stages cache with `save_torch`. Magnitudes are stored frame-major, (frames, F), with
+`pair_features` (the HW2 files) returns a `PairFeatures`, `timit_split_features` (one timit-homework
+split) a `SplitFeatures`; the stages store them with `to_dict()` (plain tensors, loadable with
+`weights_only`) and read them back with `from_dict()`. Magnitudes are frame-major, (frames, F), with
 the frames of many files concatenated (`frames[i]` of them per file), which is what the frame models
 train on; `split_frames` / `pad_frames` rebuild per-file sequences.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from typing import Sequence
 
 import numpy as np
@@ -15,19 +17,85 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 
 from dlsys.core.errors import DataFormatError, UserError
-from dlsys.evaluation.reconstruct import ideal_binary_mask
-from dlsys.features.stft import stft_many
-
-
-def stft_settings(p) -> tuple[int, int, int]:
-    """(n_fft, hop, files per STFT batch) from the `denoise.stft` params, validated."""
-    n_fft = p.int("denoise.stft.n_fft", lo=16)
-    return n_fft, p.int("denoise.stft.hop", lo=1, hi=n_fft), p.int("denoise.stft.batch_size", lo=1)
+from dlsys.features.stft import ideal_binary_mask, stft_many
 
 
 def _check_pair(a: np.ndarray, b: np.ndarray, what: str) -> None:
     if len(a) != len(b):
         raise DataFormatError(f"{what}: lengths differ ({len(a)} vs {len(b)} samples); mixture and source must align")
+
+
+def _f32(a) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(a, np.float32))
+
+
+def _stored(obj) -> dict:
+    """A dataclass → dict of its fields (nested dataclasses too), for `save_torch`."""
+    return {f.name: (_stored(v) if hasattr(v, "__dataclass_fields__") else v)
+            for f in fields(obj) for v in [getattr(obj, f.name)]}
+
+
+def _check_keys(cls, d: dict, what: str) -> None:
+    if not isinstance(d, dict):
+        raise DataFormatError(f"{what}: expected a dict of {cls.__name__} fields, got {type(d).__name__}")
+    missing = [f.name for f in fields(cls) if f.name not in d]
+    if missing:
+        raise DataFormatError(f"{what}: missing {', '.join(missing)} (written by an older version? "
+                              f"re-run its features stage)")
+
+
+@dataclass
+class Recording:
+    """One recording to denoise: the complex STFT frames of its noisy input (T, F), that input's waveform,
+    and its clean waveform when known (None: no reference, no SNR)."""
+
+    mix: torch.Tensor
+    noisy: torch.Tensor
+    clean: torch.Tensor | None = None
+
+    @property
+    def length(self) -> int:
+        return len(self.noisy)
+
+    @classmethod
+    def from_dict(cls, d: dict, what: str = "recording") -> "Recording":
+        _check_keys(cls, d, what)
+        return cls(d["mix"], d["noisy"], d["clean"])
+
+
+@dataclass
+class PairFeatures:
+    """The HW2 files as the frame denoisers see them.
+
+    Training magnitudes (|X|, |S|, |N|) come from the training pair minus its last `val_seconds`; that
+    tail is `val` (None when `val_seconds` is 0), transformed on its own so no training frame holds a
+    tail sample. `test_01.clean` is None when the clean reference is absent.
+    """
+
+    sr: int
+    n_fft: int
+    hop: int
+    val_seconds: float
+    train_mag_x: torch.Tensor
+    train_mag_s: torch.Tensor
+    train_mag_n: torch.Tensor
+    val: Recording | None
+    test_01: Recording
+    test_02: Recording
+
+    @property
+    def n_bins(self) -> int:
+        return int(self.train_mag_x.shape[1])
+
+    def to_dict(self) -> dict:
+        return _stored(self)
+
+    @classmethod
+    def from_dict(cls, d: dict, what: str = "denoise features") -> "PairFeatures":
+        _check_keys(cls, d, what)
+        rec = {k: (Recording.from_dict(d[k], f"{what}: {k}") if d[k] is not None else None)
+               for k in ("val", "test_01", "test_02")}
+        return cls(**{**{f.name: d[f.name] for f in fields(cls)}, **rec})
 
 
 def split_tail(x, n_tail: int) -> tuple[np.ndarray, np.ndarray]:
@@ -36,12 +104,9 @@ def split_tail(x, n_tail: int) -> tuple[np.ndarray, np.ndarray]:
     return x[: len(x) - n_tail], x[len(x) - n_tail:]
 
 
-def denoise_features(data, n_fft: int, hop: int, device, batch_size: int = 64, val_seconds: float = 0.0) -> dict:
-    """The HW2 files → training magnitudes (|X|, |S|, |N|) of the training pair minus its last `val_seconds`,
-    that held-out tail (complex mixture + waveforms) for validation, test_01 / test_02 complex mixtures and
-    waveforms. The head and the tail are transformed separately, so no training frame sees a tail sample.
-    `data.test_01_s` may be None (no clean reference for test_01): then only the tail measures SNR.
-    """
+def pair_features(data, n_fft: int, hop: int, device, batch_size: int = 64, val_seconds: float = 0.0) -> PairFeatures:
+    """The HW2 files (`data`: train_clean, train_dirty, test_01_x, test_01_s or None, test_02_x, sr) →
+    training magnitudes of the pair minus its last `val_seconds`, that tail, test_01 and test_02."""
     _check_pair(data.train_clean, data.train_dirty, "denoise train_clean / train_dirty")
     has_ref = getattr(data, "test_01_s", None) is not None
     if has_ref:
@@ -52,54 +117,66 @@ def denoise_features(data, n_fft: int, hop: int, device, batch_size: int = 64, v
                         f"of the {len(data.train_clean) / data.sr:.2f}-s training pair to train on")
     tr_s, val_s = split_tail(data.train_clean, n_val)
     tr_x, val_x = split_tail(data.train_dirty, n_val)
-    sig = [tr_x, tr_s, tr_x - tr_s, data.test_01_x, data.test_02_x]
-    if n_val:
-        sig += [val_x, val_s]
-    if has_ref:
-        sig.append(data.test_01_s)
+    sig = [tr_x, tr_s, tr_x - tr_s, data.test_01_x, data.test_02_x] + ([val_x] if n_val else [])
     specs = [z.cpu() for z in stft_many(sig, n_fft, hop, device=device, batch_size=batch_size)]
     x, s, n, t1x, t2x = specs[:5]
-    f32 = lambda a: torch.as_tensor(np.asarray(a, np.float32))  # noqa: E731
-    out = {
-        "sr": int(data.sr), "n_fft": n_fft, "hop": hop, "val_seconds": n_val / data.sr,
-        "train_mag_x": x.abs().T.contiguous(), "train_mag_s": s.abs().T.contiguous(),
-        "train_mag_n": n.abs().T.contiguous(),
-        "test_01_mix": t1x.T.contiguous(), "test_01_x": f32(data.test_01_x),
-        "test_02_mix": t2x.T.contiguous(), "test_02_x": f32(data.test_02_x),
-    }
-    if n_val:
-        out.update({"val_mix": specs[5].T.contiguous(), "val_mag_s": specs[6].abs().T.contiguous(),
-                    "val_x": f32(val_x), "val_s": f32(val_s)})
-    if has_ref:
-        out.update({"test_01_mag_s": specs[-1].abs().T.contiguous(), "test_01_s": f32(data.test_01_s)})
-    return out
+    frames = lambda z: z.T.contiguous()  # noqa: E731  (F, T) → frame-major (T, F)
+    return PairFeatures(
+        sr=int(data.sr), n_fft=n_fft, hop=hop, val_seconds=n_val / data.sr,
+        train_mag_x=frames(x.abs()), train_mag_s=frames(s.abs()), train_mag_n=frames(n.abs()),
+        val=Recording(frames(specs[5]), _f32(val_x), _f32(val_s)) if n_val else None,
+        test_01=Recording(frames(t1x), _f32(data.test_01_x), _f32(data.test_01_s) if has_ref else None),
+        test_02=Recording(frames(t2x), _f32(data.test_02_x)))
+
+
+@dataclass
+class SplitFeatures:
+    """One timit-homework split: per-file names, sample and frame counts; concatenated frame-major noisy
+    magnitudes; where kept, complex mixtures and waveforms; where sources are known, |S|, |N| and the
+    ideal binary masks."""
+
+    names: list[str]
+    lengths: torch.Tensor
+    frames: torch.Tensor
+    mag_x: torch.Tensor
+    mix: torch.Tensor | None = None
+    mag_s: torch.Tensor | None = None
+    mag_n: torch.Tensor | None = None
+    ibm: torch.Tensor | None = None
+    clean_wave: torch.Tensor | None = None
+    mix_wave: torch.Tensor | None = None
+
+    def to_dict(self) -> dict:
+        return _stored(self)
+
+    @classmethod
+    def from_dict(cls, d: dict, what: str = "timit features") -> "SplitFeatures":
+        _check_keys(cls, d, what)
+        return cls(**{f.name: d[f.name] for f in fields(cls)})
 
 
 def timit_split_features(mix: Sequence[np.ndarray], clean: Sequence[np.ndarray] | None,
                          noise: Sequence[np.ndarray] | None, names: Sequence[str], n_fft: int, hop: int,
-                         device, batch_size: int = 64, keep_mix: bool = True, keep_waves: bool = False) -> dict:
+                         device, batch_size: int = 64, keep_mix: bool = True, keep_waves: bool = False) -> SplitFeatures:
     """One timit split → concatenated frame-major features; IBMs where sources are known."""
     if clean is not None:
         for i, name in enumerate(names):
             _check_pair(mix[i], clean[i], f"timit {name} (mixture vs source)")
             _check_pair(mix[i], noise[i], f"timit {name} (mixture vs noise)")
-    out: dict = {"names": list(names),
-                 "lengths": torch.tensor([len(m) for m in mix], dtype=torch.long)}
     spec_x = stft_many(mix, n_fft, hop, device=device, batch_size=batch_size)
-    out["frames"] = torch.tensor([sx.shape[1] for sx in spec_x], dtype=torch.long)
     cat = lambda specs: torch.cat([z.T for z in specs]).cpu()  # noqa: E731  (ΣT, F)
     mix_frames = cat(spec_x)
-    out["mag_x"] = mix_frames.abs()
-    if keep_mix:
-        out["mix"] = mix_frames
+    out = SplitFeatures(names=list(names), lengths=torch.tensor([len(m) for m in mix], dtype=torch.long),
+                        frames=torch.tensor([sx.shape[1] for sx in spec_x], dtype=torch.long),
+                        mag_x=mix_frames.abs(), mix=mix_frames if keep_mix else None)
     if clean is not None:
-        out["mag_s"] = cat(stft_many(clean, n_fft, hop, device=device, batch_size=batch_size)).abs()
-        out["mag_n"] = cat(stft_many(noise, n_fft, hop, device=device, batch_size=batch_size)).abs()
-        out["ibm"] = ideal_binary_mask(out["mag_s"], out["mag_n"]).bool()
+        out.mag_s = cat(stft_many(clean, n_fft, hop, device=device, batch_size=batch_size)).abs()
+        out.mag_n = cat(stft_many(noise, n_fft, hop, device=device, batch_size=batch_size)).abs()
+        out.ibm = ideal_binary_mask(out.mag_s, out.mag_n).bool()
         if keep_waves:
-            out["clean_wave"] = torch.as_tensor(np.concatenate(clean).astype(np.float32))
+            out.clean_wave = torch.as_tensor(np.concatenate(clean).astype(np.float32))
     if keep_waves:
-        out["mix_wave"] = torch.as_tensor(np.concatenate(mix).astype(np.float32))
+        out.mix_wave = torch.as_tensor(np.concatenate(mix).astype(np.float32))
     return out
 
 
@@ -152,3 +229,7 @@ class InputTransform:
 
     def state(self) -> dict:
         return {"kind": self.kind, "floor": self.floor, "mean": self.mean, "std": self.std, "ref": self.ref}
+
+    @classmethod
+    def from_state(cls, state: dict) -> "InputTransform":
+        return cls(state["kind"], state["floor"], state["mean"], state["std"], state["ref"])

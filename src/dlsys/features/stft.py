@@ -7,6 +7,11 @@ padding of n_fft // 2 on both sides, output F = n_fft // 2 + 1 bins × (1 + T //
 zero-padded to a common length (zero padding leaves every frame of the shorter signal unchanged, since
 librosa pads with zeros too), and the inverse normalises each signal by its own window envelope, so each
 result equals the one-signal transform exactly.
+
+Masks and reconstruction live here too, beside the transforms they invert: the ideal binary mask
+M = 1[|S| > |N|] (the recurrent denoiser's target), Ŝ = M̂ ⊙ X, and Ŝ = (X / |X|) ⊙ |Ŝ| (an estimated
+magnitude with the noisy phase; where |X| = 0 the phase is taken as 0), each followed by the inverse
+STFT with the analysis settings and the input's length.
 """
 
 from __future__ import annotations
@@ -94,3 +99,33 @@ def istft_many(spec: torch.Tensor, lengths: Sequence[int] | torch.Tensor, n_fft:
         y = F.pad(y, (0, max_len - y.shape[1]))
     keep = torch.arange(max_len)[None, :] < lengths[:, None]
     return y * keep.to(y.device, y.dtype)
+
+
+# ---------------------------------------------------------------- masks and reconstruction
+
+def ideal_binary_mask(mag_s: torch.Tensor, mag_n: torch.Tensor) -> torch.Tensor:
+    """M = 1[|S| > |N|] (float 0/1, same shape)."""
+    return (mag_s > mag_n).to(mag_s.dtype)
+
+
+def with_noisy_phase(mix: torch.Tensor, magnitude: torch.Tensor) -> torch.Tensor:
+    """Ŝ = (X / |X|) ⊙ |Ŝ|; bins with |X| = 0 get phase 0 (Ŝ = |Ŝ|), never NaN."""
+    mag_x = mix.abs()
+    unit = torch.where(mag_x > 0, mix / mag_x.clamp_min(torch.finfo(mag_x.dtype).tiny),
+                       torch.ones_like(mix))
+    return unit * magnitude.to(mag_x.dtype)
+
+
+def apply_mask(mix: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Ŝ = M̂ ⊙ X (complex)."""
+    return mix * mask.to(mix.real.dtype)
+
+
+def reconstruct(mix: torch.Tensor, magnitude: torch.Tensor, length: int, n_fft: int, hop: int) -> torch.Tensor:
+    """One signal: complex mixture (F, T) and estimated magnitude (F, T) → waveform of `length` samples."""
+    return istft(with_noisy_phase(mix, magnitude), length, n_fft, hop)
+
+
+def masked_istft_many(mix: torch.Tensor, mask: torch.Tensor, lengths, n_fft: int, hop: int) -> torch.Tensor:
+    """Padded complex mixtures (B, F, T) and masks (B, F, T) → padded waveforms (B, max length)."""
+    return istft_many(apply_mask(mix, mask), lengths, n_fft, hop)

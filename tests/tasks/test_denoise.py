@@ -1,0 +1,346 @@
+"""The denoise task module: frame denoisers' level invariance and output level, selection on the training
+tail only, the RNN's level invariance, and every training stage run in-process (no DVC) on tiny data
+written here, including a diverging learning rate and a dataset without test_01's clean reference."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from dlsys.core.context import load_checkpoint, stage_main
+from dlsys.core.errors import UserError
+from dlsys.core.outputs import load_torch
+from dlsys.core.params import Params, read_yaml
+from dlsys.data.registry import acquire
+from dlsys.data.wav import read_wav
+from dlsys.evaluation.snr import snr_report
+from dlsys.features.denoise_features import pair_features, timit_split_features
+from dlsys.models.denoisers import CNN1dDenoiser, FCDenoiser, RNNMaskDenoiser
+from dlsys.tasks import denoise
+
+ROOT = Path(__file__).resolve().parents[2]
+SR, N_FFT, HOP = 8000, 128, 64
+
+
+def _repo_params() -> dict:
+    return read_yaml((ROOT / "params.yaml").read_text())
+
+
+def _set(data: dict, updates: dict) -> dict:
+    for key, value in updates.items():
+        node = data
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node[part]
+        assert last in node, f"params.yaml has no key {key}"
+        node[last] = value
+    return data
+
+
+# ------------------------------------------------------------------------------------------- recipes
+
+def test_recipes_read_the_denoise_group():
+    p = Params(_repo_params())
+    fc, cnn = denoise.FrameRecipe.from_params(p, "fc"), denoise.FrameRecipe.from_params(p, "cnn1d")
+    assert fc.hidden == tuple(p.list("denoise.fc.hidden")) and fc.conv == ()
+    assert cnn.conv == tuple(tuple(c) for c in p.raw("denoise.cnn1d.conv")) and cnn.hidden == ()
+    assert isinstance(denoise.build_frame_model(fc.config(513)), FCDenoiser)
+    assert isinstance(denoise.build_frame_model(cnn.config(513)), CNN1dDenoiser)
+    rnn = denoise.RnnRecipe.from_params(p)
+    assert rnn.epochs == p.int("denoise.rnn.epochs") and isinstance(RNNMaskDenoiser(**rnn.config(513)), RNNMaskDenoiser)
+    sp = denoise.Spectral.from_params(p)
+    assert (sp.n_fft, sp.hop) == (p.int("denoise.stft.n_fft"), p.int("denoise.stft.hop"))
+    assert fc.inputs == rnn.inputs == denoise.ModelInput(p.raw("denoise.input"), p.float("denoise.log_floor"))
+    assert fc.divergence_multiple == rnn.divergence_multiple == p.float("denoise.divergence_multiple")
+
+
+@pytest.mark.parametrize("updates, message", [
+    ({"denoise.fc.lr": 0}, "'denoise.fc.lr' must be > 0"),
+    ({"denoise.cnn1d.conv": [[4, 9]]}, "denoise.cnn1d.conv"),
+])
+def test_recipes_refuse_meaningless_values(updates, message):
+    kind = "cnn1d" if "cnn1d" in next(iter(updates)) else "fc"
+    with pytest.raises(UserError, match=message):
+        denoise.FrameRecipe.from_params(Params(_set(_repo_params(), updates)), kind)
+
+
+def test_a_conv_stack_that_shrinks_the_bins_to_nothing_is_a_user_error():
+    r = denoise.FrameRecipe.from_params(Params(_set(_repo_params(), {"denoise.cnn1d.conv": [[4, 600, 2]]})),
+                                        "cnn1d")
+    with pytest.raises(UserError, match="denoise.cnn1d.conv"):
+        r.build(513)
+
+
+def test_clip_audio_counts_and_limits():
+    y, n = denoise.clip_audio(torch.tensor([0.5, 1.5, -2.0, 0.0]))
+    assert n == 2 and y.max() < 1.0 and y.min() == -1.0 and y.dtype == np.float32
+
+
+# ------------------------------------------------------------------------------------------- frame models
+
+def _speech_like(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Harmonic 'syllables' with a wandering pitch and on/off envelopes: structure a denoiser can learn."""
+    t = np.arange(n) / SR
+    f0 = 120 + 40 * np.sin(2 * np.pi * 0.7 * t + rng.uniform(0, 6))
+    phase = 2 * np.pi * np.cumsum(f0) / SR
+    voiced = sum((0.6 ** k) * np.sin(k * phase) for k in range(1, 12))
+    env = np.clip(np.sin(2 * np.pi * 2.5 * t + rng.uniform(0, 6)), 0, None) ** 2
+    return (0.3 * env * voiced).astype(np.float32)
+
+
+def toy_pair(gain: float = 1.0, snr_db: float = 5.0, seed: int = 0, with_test_ref: bool = True):
+    """A noisy/clean training pair (4 s) and test files, all multiplied by `gain`."""
+    rng = np.random.default_rng(seed)
+
+    def pair(n):
+        s = _speech_like(n, rng)
+        noise = rng.standard_normal(n).astype(np.float32)
+        noise *= np.sqrt((s ** 2).mean() / (noise ** 2).mean() / 10 ** (snr_db / 10))
+        return gain * s, gain * (s + noise)
+
+    tr_s, tr_x = pair(4 * SR)
+    t1_s, t1_x = pair(SR)
+    _, t2_x = pair(SR // 2)
+    return SimpleNamespace(train_clean=tr_s, train_dirty=tr_x, test_01_x=t1_x,
+                           test_01_s=t1_s if with_test_ref else None, test_02_x=t2_x, sr=SR)
+
+
+def _recipe(kind: str, predict: str, epochs: int, lr: float) -> denoise.FrameRecipe:
+    out_act = "sigmoid" if predict == "mask" else "softplus"
+    arch = {"hidden": (32, 32)} if kind == "fc" else {"conv": ((4, 5, 2), (8, 3, 2)), "pool": 1}
+    return denoise.FrameRecipe(kind=kind, dropout=0.0, out_act=out_act, predict=predict, epochs=epochs,
+                               batch_size=16, lr=lr, weight_decay=0.0, **arch)
+
+
+def _train(feats, kind: str, predict: str, epochs: int = 3, lr: float = 3e-3, seed: int = 0):
+    torch.manual_seed(seed)
+    r = _recipe(kind, predict, epochs, lr)
+    return denoise.train_frame(r.build(feats.n_bins), feats, r, "cpu", torch.Generator().manual_seed(seed), "test")
+
+
+def _denoise(den, rec) -> torch.Tensor:
+    return den.denoise(rec, N_FFT, HOP, "cpu")
+
+
+MODELS = [("fc", "mask"), ("fc", "magnitude"), ("cnn1d", "mask"), ("cnn1d", "magnitude")]
+
+
+@pytest.mark.parametrize("kind,predict", MODELS)
+def test_scaling_the_audio_scales_the_output_and_keeps_every_snr(kind, predict):
+    """Train and test audio × c → denoised output × c, identical validation curve and test SNR.
+    Bugs caught: the mask dividing by the magnitude scale twice in training and once at inference
+    (outputs `scale` times too small), an absolute log floor (inputs that depend on the recording's level)."""
+    runs = {}
+    for c in (1.0, 0.01, 30.0):
+        feats = pair_features(toy_pair(gain=c), N_FFT, HOP, "cpu", val_seconds=1.0)
+        den, hist = _train(feats, kind, predict)
+        est = _denoise(den, feats.test_01)
+        rep = snr_report(feats.test_01.clean, est, feats.test_01.noisy)
+        runs[c] = (est / c, [r["val_snr_db"] for r in hist.rows], float(rep.snr[0]), hist.best["epoch"])
+    ref_est, ref_curve, ref_snr, ref_best = runs[1.0]
+    assert ref_est.abs().max() > 0
+    for c in (0.01, 30.0):
+        est, curve, snr, best = runs[c]
+        assert torch.allclose(est, ref_est, rtol=1e-3, atol=1e-3 * float(ref_est.abs().max())), c
+        assert np.allclose(curve, ref_curve, atol=1e-3), (c, curve, ref_curve)
+        assert abs(snr - ref_snr) < 1e-3 and best == ref_best
+
+
+@pytest.mark.parametrize("kind,predict", MODELS)
+@pytest.mark.parametrize("gain", [1e-3, 50.0])
+def test_output_level_matches_the_clean_target_far_from_unit_scale(kind, predict, gain):
+    """Whatever the recording's level, the trained denoiser's output is at the clean speech's level."""
+    feats = pair_features(toy_pair(gain=gain), N_FFT, HOP, "cpu", val_seconds=1.0)
+    den, hist = _train(feats, kind, predict, epochs=6)
+    scale = float(feats.train_mag_s.pow(2).mean().sqrt())
+    assert not 0.1 < scale < 10  # the point of the test: a magnitude scale far from 1
+    est = _denoise(den, feats.val)
+    level_db = 20 * np.log10(float(est.pow(2).mean().sqrt()) / float(feats.val.clean.pow(2).mean().sqrt()))
+    assert abs(level_db) < 3.0, level_db
+    rep = snr_report(feats.val.clean, est, feats.val.noisy)
+    assert rep.snri[0] > 0.5, rep.snri  # and it removes noise rather than only rescaling
+
+
+class _Forbidden:
+    """A test recording that fails the test when training or selection touches it."""
+
+    def __getattr__(self, name):
+        raise AssertionError(f"training/selection read a test recording ({name})")
+
+
+@pytest.mark.parametrize("with_test_ref", [True, False])
+def test_selection_reads_only_the_training_pair_and_its_tail(with_test_ref):
+    feats = pair_features(toy_pair(with_test_ref=with_test_ref), N_FFT, HOP, "cpu", val_seconds=1.0)
+    assert (feats.test_01.clean is not None) == with_test_ref
+    guarded = dataclasses.replace(feats, test_01=_Forbidden(), test_02=_Forbidden())
+    den, hist = _train(guarded, "fc", "mask", epochs=6, lr=1e-2)
+    curve = [r["val_snr_db"] for r in hist.rows]
+    assert hist.best["epoch"] == 1 + int(np.argmax(curve)) < len(curve)  # an earlier epoch wins: restore it
+    # the restored model is the selected epoch's: re-measuring the tail gives the selected number
+    rep = snr_report(feats.val.clean, _denoise(den, feats.val), feats.val.noisy)
+    assert abs(float(rep.snr[0]) - hist.best["val_snr_db"]) < 1e-4
+    assert "held-out last 1 s" in denoise.frame_selection(feats)
+
+
+def test_without_a_tail_the_final_epoch_is_kept():
+    feats = pair_features(toy_pair(), N_FFT, HOP, "cpu", val_seconds=0.0)
+    assert feats.val is None
+    den, hist = _train(dataclasses.replace(feats, test_01=_Forbidden(), test_02=_Forbidden()), "fc", "mask", epochs=2)
+    assert hist.best["epoch"] == 2 and "val_snr_db" not in hist.rows[-1]
+    assert denoise.frame_selection(feats).startswith("final epoch")
+
+
+def test_rnn_mask_denoiser_ignores_the_overall_gain():
+    """The IBM target is level-free; the input transform must be too: audio × c → output × c, same SNRs."""
+    rng = np.random.default_rng(1)
+    clean = [_speech_like(n, rng) for n in (3000, 4000, 3500, 2500)]
+    noise = [0.1 * rng.standard_normal(len(s)).astype(np.float32) for s in clean]
+    r = denoise.RnnRecipe(cell="gru", hidden=16, layers=1, bidirectional=False, dropout=0.0, binary=False,
+                          t_trunc=20, epochs=3, batch_size=2, lr=1e-2, weight_decay=0.0, grad_clip=None, eval_batch=8)
+    runs = {}
+    for c in (1.0, 0.01, 30.0):
+        s, n = [c * a for a in clean], [c * a for a in noise]
+        x = [a + b for a, b in zip(s, n)]
+        names = [str(i) for i in range(len(x))]
+        tr = timit_split_features(x[:3], s[:3], n[:3], names[:3], N_FFT, HOP, "cpu")
+        v = timit_split_features(x[3:], s[3:], n[3:], names[3:], N_FFT, HOP, "cpu", keep_waves=True)
+        torch.manual_seed(0)
+        model = RNNMaskDenoiser(**r.config(N_FFT // 2 + 1))
+        _, vp, hist = denoise.train_rnn(model, tr, v, r, N_FFT, HOP, "cpu", torch.Generator().manual_seed(0))
+        runs[c] = (denoise.denoise_split(model, vp, N_FFT, HOP, 8, False) / c, [row["val_snr_db"] for row in hist.rows])
+    ref_est, ref_curve = runs[1.0]
+    for c in (0.01, 30.0):
+        est, curve = runs[c]
+        assert torch.allclose(est, ref_est, atol=1e-3 * float(ref_est.abs().max())), c
+        assert np.allclose(curve, ref_curve, atol=1e-3), (c, curve, ref_curve)
+
+
+# ------------------------------------------------------------------------------------------- the stages
+
+TINY = {
+    "device": "cpu", "data.denoise.train_seconds": 5.0, "data.denoise.test_seconds": 2.0,
+    "data.timit_denoise.n_train_sentences": 2, "data.timit_denoise.n_val_sentences": 1,
+    "data.timit_denoise.n_test_sentences": 1, "data.timit_denoise.noises": ["white", "babble"],
+    "data.timit_denoise.noise_pool_seconds": 4.0,
+    "denoise.frame.val_seconds": 1.5,
+    "denoise.fc.epochs": 3, "denoise.fc.hidden": [32, 32], "denoise.cnn1d.epochs": 2,
+    "denoise.cnn1d.conv": [[4, 9, 4], [8, 5, 2]], "denoise.rnn.epochs": 2, "denoise.rnn.hidden": 16,
+    "denoise.rnn.layers": 1, "denoise.rnn.t_trunc": 20,
+}
+RUNS = {"denoise_features": denoise.run_features, "denoise_features_timit": denoise.run_features_timit,
+        "denoise_frame": denoise.run_frame, "denoise_rnn": denoise.run_rnn, "denoise_compare": denoise.run_compare}
+
+
+def _run(workdir: Path, stage: str, variant: str | None = None, **updates) -> None:
+    (workdir / "params.yaml").write_text(yaml.safe_dump(_set(_repo_params(), {**TINY, **updates})))
+    stage_main(stage, RUNS[stage], "doc", variant=None if variant is None else "model",
+               choices=denoise.FRAME_MODELS, argv=[] if variant is None else [variant])
+
+
+def _metrics(root: Path, step: str) -> dict:
+    def no_nan(token):
+        raise AssertionError(f"{step}.json holds {token}: metrics must be valid JSON")
+    return json.loads((root / "metrics/denoise" / f"{step}.json").read_text(), parse_constant=no_nan)
+
+
+def _csv(path: Path) -> list[dict]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def lab_data(tmp_path_factory) -> Path:
+    """data/ with tiny synthetic denoise and timit sets and their features."""
+    root = tmp_path_factory.mktemp("denoise_lab")
+    params = Params(_set(_repo_params(), TINY))
+    for name in ("denoise", "timit_denoise"):
+        acquire(name, params, seed=0, root=root)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        _run(root, "denoise_features")
+        _run(root, "denoise_features_timit")
+    return root / "data"
+
+
+@pytest.fixture
+def lab(lab_data, tmp_path, monkeypatch) -> Path:
+    shutil.copytree(lab_data, tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_the_family_runs_and_selects_on_the_tail(lab):
+    for stage, variant in (("denoise_frame", "fc"), ("denoise_frame", "cnn1d"), ("denoise_rnn", None),
+                           ("denoise_compare", None)):
+        _run(lab, stage, variant)
+    fc = _metrics(lab, "fc")
+    rows = _csv(lab / "plots/denoise/fc/curves.csv")
+    curve = [float(r["val_snr_db"]) for r in rows]
+    assert "test" not in " ".join(rows[0])  # the curve that selects holds no test number
+    assert fc["best_epoch"] == 1 + curve.index(max(curve)) and fc["val_snr_db"] == pytest.approx(max(curve), abs=1e-4)
+    assert "held-out last 1.5 s" in fc["selection"] and fc["diverged"] is False
+    for split in ("test_01", "val"):
+        assert fc[f"{split}_snri_db"] == pytest.approx(fc[f"{split}_snr_db"] - fc[f"{split}_snr_in_db"])
+    assert "seconds" not in json.dumps(fc)  # timings live in timings/, not in metrics
+    assert json.loads((lab / "timings/denoise/fc.json").read_text())["train_seconds"] > 0
+    n01 = len(read_wav(lab / "data/raw/denoise/test_01_x.wav"))
+    assert len(read_wav(lab / "audio/denoise/fc/test_01.wav")) == n01
+    assert sorted(p.name for p in (lab / "plots/denoise/fc").iterdir()) == ["curves.csv", "curves.png"]
+    assert not load_checkpoint(lab / "data/models/denoise/cnn1d.pt")["diverged"]
+    rnn = _metrics(lab, "rnn")
+    assert rnn["v_snr_oracle_ibm_db"] > rnn["v_snr_in_db"] and rnn["selection"].startswith("best epoch by mean SNR")
+    assert sorted(p.name for p in (lab / "audio/denoise/rnn").iterdir())[1].endswith("denoised.wav")
+    assert len(list((lab / "data/outputs/denoise/rnn/te").glob("*.wav"))) == 2
+    cmp_ = _metrics(lab, "compare")
+    assert cmp_["fc"]["dataset"] == "denoise test_01" and cmp_["fc"]["snr_db"] == fc["test_01_snr_db"]
+
+
+def test_without_the_clean_test_reference_the_tail_is_the_number(lab):
+    (lab / "data/raw/denoise/test_01_s.wav").unlink()
+    _run(lab, "denoise_features")
+    _run(lab, "denoise_frame", "fc")
+    fc = _metrics(lab, "fc")
+    assert "test_01_snr_db" not in fc and fc["val_snr_db"] is not None and fc["selection"].startswith("best epoch")
+    assert (lab / "audio/denoise/fc/test_01.wav").exists()
+    assert _metrics(lab, "features")["test_01_clean_reference"] is False
+
+
+DIVERGE = [("denoise_frame", "fc", {"denoise.fc.lr": 1e30}, "fc", "fc.pt"),
+           ("denoise_frame", "cnn1d", {"denoise.cnn1d.lr": 1e30}, "cnn1d", "cnn1d.pt"),
+           ("denoise_rnn", None, {"denoise.rnn.lr": 1e30}, "rnn", "rnn.pt")]
+
+
+@pytest.mark.parametrize("stage, variant, updates, step, checkpoint", DIVERGE, ids=[d[3] for d in DIVERGE])
+def test_a_diverging_learning_rate_is_recorded_not_scored(lab, capsys, stage, variant, updates, step, checkpoint):
+    """lr 1e30: the stage ends normally with a warning, metrics say diverged, curves are drawn, the saved model
+    is marked diverged (loading it is refused), and nothing is scored or written from its weights.
+    Bugs caught: scoring/writing audio from a NaN model, saving it as good, no curves for a diverged run."""
+    _run(lab, stage, variant, **updates)
+    err = capsys.readouterr().err
+    assert "WARNING" in err and "diverged" in err and "Traceback" not in err
+    m = _metrics(lab, step)
+    assert m["diverged"] is True and m["diverged_at"] == 1 and m["best_epoch"] is None
+    scored = ["val_snr_db", "test_01_snr_db"] if step != "rnn" else ["v_snr_db", "v_snri_db"]
+    assert all(k in m and m[k] is None for k in scored), {k: m.get(k) for k in scored}
+    with pytest.raises(UserError, match="diverged"):
+        load_checkpoint(lab / "data/models/denoise" / checkpoint)
+    assert load_torch(lab / "data/models/denoise" / checkpoint)["diverged"] is True
+    rows = _csv(lab / f"plots/denoise/{step}/curves.csv")
+    assert [int(r["epoch"]) for r in rows] == [1] and not math.isfinite(float(rows[0]["train_loss"] or "nan"))
+    assert (lab / f"plots/denoise/{step}/curves.png").stat().st_size > 0
+    assert not list((lab / f"audio/denoise/{step}").glob("*.wav"))
+    for other_stage, other in (("denoise_frame", "fc"), ("denoise_frame", "cnn1d"), ("denoise_rnn", None)):
+        if (other or "rnn") != step:
+            _run(lab, other_stage, other)
+    _run(lab, "denoise_compare")  # a diverged model leaves a gap in the comparison, not a crash
+    assert _metrics(lab, "compare")[step]["snr_db"] is None
