@@ -38,7 +38,8 @@ from torch.nn.utils.rnn import pad_sequence
 
 from dlsys.core.context import StageContext
 from dlsys.core.errors import UserError
-from dlsys.core.outputs import METRICS_ROOT, atomic_dir, atomic_path, load_torch, save_torch, write_table_csv
+from dlsys.core.outputs import (AUDIO_ROOT, METRICS_ROOT, atomic_dir, atomic_path, load_torch, save_torch,
+                                write_table_csv)
 from dlsys.core.params import Params
 from dlsys.data.audio.sets import load_denoise, load_timit
 from dlsys.data.registry import raw_dir
@@ -438,6 +439,9 @@ def run_frame(ctx: StageContext) -> None:
         log.warning("%s diverged at epoch %s with no finite epoch to keep (recorded in its metrics; the model "
                     "is saved marked diverged); lower denoise.%s.lr", kind, history.diverged_at, kind)
         return
+    if history.diverged:
+        log.warning("%s diverged at epoch %s; kept its best earlier epoch (%s)", kind, history.diverged_at,
+                    metrics["best_epoch"])
     log.info("%s: %s, best epoch %s", kind, ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()
                                                       if k.endswith(("snr_db", "snri_db")) and v is not None),
              metrics["best_epoch"])
@@ -575,6 +579,9 @@ def run_rnn(ctx: StageContext) -> None:
         log.warning("rnn diverged at epoch %s with no finite epoch to keep (recorded in its metrics; the model is "
                     "saved marked diverged, te/ is not denoised); lower denoise.rnn.lr", history.diverged_at)
         return
+    if history.diverged:
+        log.warning("rnn diverged at epoch %s; kept its best earlier epoch (%s)", history.diverged_at,
+                    metrics["best_epoch"])
     log.info("rnn: v mean SNR %.2f dB (median %.2f, SNRi %.2f; oracle IBM %.2f), best epoch %s",
              metrics["v_snr_db"], metrics["v_snr_median_db"], metrics["v_snri_db"], metrics["v_snr_oracle_ibm_db"],
              metrics["best_epoch"])
@@ -640,7 +647,7 @@ def run_compare(ctx: StageContext) -> None:
     if feats.test_01.clean is not None:
         specs.append(("clean test_01_s", stft(feats.test_01.clean, n_fft, hop).abs()))
     for model in FRAME_MODELS:
-        wav = ctx.audio_dir.parent / model / "test_01.wav"
+        wav = AUDIO_ROOT / "denoise" / model / "test_01.wav"
         if wav.exists():  # absent when that model diverged
             specs.append((f"{model} denoised", stft(torch.from_numpy(read_wav(wav, sr)), n_fft, hop).abs()))
 
