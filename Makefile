@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # dvc runs stage commands through the shell: make the venv's python the one they find.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install repro repro-real test bench bench-pipeline report compare exp-table clean-venv remote push pull
+.PHONY: install repro repro-real smoke test bench bench-pipeline report compare exp-table clean-venv remote push pull
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ repro: install
 repro-real: install
 	$(BIN)/python -m dlsys.data.preflight params-real.yaml $(if $(DOWNLOAD),--download)
 	$(BIN)/dvc exp run -n real-data $$($(BIN)/python -m dlsys.core.overlay params-real.yaml)
+
+# Every stage on tiny sizes (params-smoke.yaml) in a throw-away copy of this checkout: about two minutes,
+# nothing in the workspace changes.  make smoke [KEEP=/tmp/smoke to keep the copy and its outputs]
+smoke: install
+	$(BIN)/python -m dlsys.core.smoke $(if $(KEEP),--keep '$(KEEP)')
 
 test: install
 	$(BIN)/python -m pytest -q

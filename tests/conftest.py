@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-COPY_ITEMS = ["dvc.yaml", "params.yaml", "stages", "src", ".dvc/config", ".dvcignore"]
+COPY_ITEMS = ["dvc.yaml", "params.yaml", "stages", "src", ".dvc/config", ".dvc/plots", ".dvcignore"]
 
 
 class RepoCopy:

@@ -4,7 +4,9 @@ from pathlib import Path
 
 import yaml
 
-from dlsys.core.overlay import flatten, set_args
+import pytest
+
+from dlsys.core.overlay import apply_dotted, flatten, set_args
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,3 +38,13 @@ def test_cli_prints_quoted_args(tmp_path):
     out = subprocess.run([sys.executable, "-m", "dlsys.core.overlay", str(tmp_path / "o.yaml")],
                          capture_output=True, text=True, check=True).stdout.strip()
     assert out == "-S 'a.b=[1, 2]'"
+
+
+def test_apply_dotted_copies_and_refuses_keys_that_do_not_exist():
+    data = {"a": {"b": 1, "c": {"d": [1]}}, "e": 2}
+    out = apply_dotted(data, {"a.c.d": [5], "e": 3})
+    assert out == {"a": {"b": 1, "c": {"d": [5]}}, "e": 3}
+    assert data["a"]["c"]["d"] == [1] and data["e"] == 2  # the input is left as it was
+    for typo in ("a.x", "a.b.c", "z.b"):
+        with pytest.raises(KeyError, match=typo.replace(".", r"\.")):
+            apply_dotted(data, {typo: 0})

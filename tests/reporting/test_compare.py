@@ -17,22 +17,9 @@ from dlsys.reporting.compare import (REPORT_NAME, Sources, chart_from_vega, comp
                                      moved, run_dvc)
 from dlsys.reporting.pipeline import PipelineOrder
 
-DVC_YAML = """\
-metrics:
-  - metrics/fam/train.json
-plots:
-  - plots/fam/train/curve.csv:
-      x: epoch
-      y: [loss, acc]
-  - plots/fam/train/confusion.csv:
-      template: confusion
-      x: actual
-      y: predicted
-  - plots/fam/train/snr.csv:
-      template: bar_horizontal
-      x: snr_db
-      y: model
-  - plots/fam/train/picture.png
+from .plot_fixtures import PLOTS_YAML
+
+DVC_YAML = "metrics:\n  - metrics/fam/train.json\nplots:\n" + PLOTS_YAML + """\
   - plots/fam/train/static.csv:
       x: step
       y: value

@@ -18,6 +18,7 @@ import pytest
 from dlsys.reporting.compare import run_dvc
 
 from .browser import CHROMIUM, open_page
+from .plot_fixtures import PLOTS_YAML
 
 ROOT = Path(__file__).resolve().parents[2]
 VENDOR = ROOT / ".dvc" / "plots" / "vendor"
@@ -25,21 +26,7 @@ VENDOR = ROOT / ".dvc" / "plots" / "vendor"
 PROBE = ("[document.readyState, document.querySelectorAll('.vega-embed canvas, .vega-embed svg.marks').length,"
          " Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0).length]")
 
-DVC_YAML = """\
-plots:
-  - plots/fam/train/curve.csv:
-      x: epoch
-      y: [loss, acc]
-  - plots/fam/train/confusion.csv:
-      template: confusion
-      x: actual
-      y: predicted
-  - plots/fam/train/snr.csv:
-      template: bar_horizontal
-      x: snr_db
-      y: model
-  - plots/fam/train/picture.png
-"""
+DVC_YAML = "plots:\n" + PLOTS_YAML
 
 
 def _updater():

@@ -20,6 +20,7 @@ import yaml
 from dlsys.core.context import load_checkpoint, stage_main
 from dlsys.core.errors import UserError
 from dlsys.core.outputs import load_torch
+from dlsys.core.overlay import apply_dotted
 from dlsys.core.params import Params, read_yaml
 from dlsys.data.registry import acquire
 from dlsys.data.wav import read_wav
@@ -34,17 +35,6 @@ SR, N_FFT, HOP = 8000, 128, 64
 
 def _repo_params() -> dict:
     return read_yaml((ROOT / "params.yaml").read_text())
-
-
-def _set(data: dict, updates: dict) -> dict:
-    for key, value in updates.items():
-        node = data
-        *parents, last = key.split(".")
-        for part in parents:
-            node = node[part]
-        assert last in node, f"params.yaml has no key {key}"
-        node[last] = value
-    return data
 
 
 # ------------------------------------------------------------------------------------------- recipes
@@ -71,11 +61,11 @@ def test_recipes_read_the_denoise_group():
 def test_recipes_refuse_meaningless_values(updates, message):
     kind = "cnn1d" if "cnn1d" in next(iter(updates)) else "fc"
     with pytest.raises(UserError, match=message):
-        denoise.FrameRecipe.from_params(Params(_set(_repo_params(), updates)), kind)
+        denoise.FrameRecipe.from_params(Params(apply_dotted(_repo_params(), updates)), kind)
 
 
 def test_a_conv_stack_that_shrinks_the_bins_to_nothing_is_a_user_error():
-    r = denoise.FrameRecipe.from_params(Params(_set(_repo_params(), {"denoise.cnn1d.conv": [[4, 600, 2]]})),
+    r = denoise.FrameRecipe.from_params(Params(apply_dotted(_repo_params(), {"denoise.cnn1d.conv": [[4, 600, 2]]})),
                                         "cnn1d")
     with pytest.raises(UserError, match="denoise.cnn1d.conv"):
         r.build(513)
@@ -242,7 +232,7 @@ RUNS = {"denoise_features": denoise.run_features, "denoise_features_timit": deno
 
 
 def _run(workdir: Path, stage: str, variant: str | None = None, **updates) -> None:
-    (workdir / "params.yaml").write_text(yaml.safe_dump(_set(_repo_params(), {**TINY, **updates})))
+    (workdir / "params.yaml").write_text(yaml.safe_dump(apply_dotted(_repo_params(), {**TINY, **updates})))
     stage_main(stage, RUNS[stage], "doc", variant=None if variant is None else "model",
                choices=denoise.FRAME_MODELS, argv=[] if variant is None else [variant])
 
@@ -262,7 +252,7 @@ def _csv(path: Path) -> list[dict]:
 def lab_data(tmp_path_factory) -> Path:
     """data/ with tiny synthetic denoise and timit sets and their features."""
     root = tmp_path_factory.mktemp("denoise_lab")
-    params = Params(_set(_repo_params(), TINY))
+    params = Params(apply_dotted(_repo_params(), TINY))
     for name in ("denoise", "timit_denoise"):
         acquire(name, params, seed=0, root=root)
     with pytest.MonkeyPatch.context() as mp:

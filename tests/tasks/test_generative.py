@@ -6,7 +6,6 @@ baseline classifier; every stage test works in its own copy of it. Each test nam
 
 from __future__ import annotations
 
-import copy
 import csv
 import json
 import math
@@ -19,6 +18,7 @@ import yaml
 
 from dlsys.core.context import load_checkpoint, stage_main
 from dlsys.core.errors import UserError
+from dlsys.core.overlay import apply_dotted
 from dlsys.core.params import Params
 from dlsys.data.registry import acquire
 from dlsys.models.gan import Generator
@@ -44,16 +44,7 @@ DIVERGE = {"vae": {"generative.vae.lr": 1e30},
 
 
 def _params(updates: dict) -> dict:
-    data = copy.deepcopy(yaml.safe_load((ROOT / "params.yaml").read_text()))
-    data["device"] = "cpu"
-    for key, value in updates.items():
-        node = data
-        *parents, last = key.split(".")
-        for part in parents:
-            node = node[part]
-        assert last in node, f"params.yaml has no key {key}"
-        node[last] = value
-    return data
+    return apply_dotted(yaml.safe_load((ROOT / "params.yaml").read_text()), {"device": "cpu", **updates})
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,6 @@
 """The MNIST family's recipe (dlsys.tasks.mnist): params that would make an experiment meaningless are
 refused with the reason, run states, curves, evaluation and the training recipe on tiny tensors."""
 
-import copy
 import json
 import math
 import shutil
@@ -14,6 +13,7 @@ import yaml
 from dlsys.compression.svd import SubspaceSVD
 from dlsys.core.context import load_checkpoint, stage_main
 from dlsys.core.errors import UserError
+from dlsys.core.overlay import apply_dotted
 from dlsys.core.outputs import load_torch
 from dlsys.core.params import Params
 from dlsys.data.registry import acquire
@@ -183,15 +183,7 @@ RUNS = {"mnist_train_mlp": mnist.run_train_mlp, "mnist_analyze_mlp": mnist.run_a
 
 
 def _params(updates: dict) -> dict:
-    data = copy.deepcopy(yaml.safe_load((ROOT / "params.yaml").read_text()))
-    for key, value in updates.items():
-        node = data
-        *parents, last = key.split(".")
-        for part in parents:
-            node = node[part]
-        assert last in node, f"params.yaml has no key {key}"
-        node[last] = value
-    return data
+    return apply_dotted(yaml.safe_load((ROOT / "params.yaml").read_text()), {**updates})
 
 
 def _stage(workdir: Path, stage: str, variant: str | None = None, **updates) -> None:

@@ -18,6 +18,7 @@ import yaml
 from dlsys.core.context import load_checkpoint, stage_main
 from dlsys.core.errors import UserError
 from dlsys.core.outputs import save_torch
+from dlsys.core.overlay import apply_dotted
 from dlsys.core.params import Params, read_yaml
 from dlsys.data.har import ACTIVITIES, RAW_FILE
 from dlsys.features.keywords import SPLITS, background_segments
@@ -29,17 +30,6 @@ SYNTHETIC = {"source": "synthetic"}
 
 def _repo_params() -> dict:
     return read_yaml((ROOT / "params.yaml").read_text())
-
-
-def _set(data: dict, updates: dict) -> dict:
-    for key, value in updates.items():
-        node = data
-        *parents, last = key.split(".")
-        for part in parents:
-            node = node[part]
-        assert last in node, f"params.yaml has no key {key}"
-        node[last] = value
-    return data
 
 
 # ------------------------------------------------------------------------------------------- recipes
@@ -58,9 +48,9 @@ def test_recipes_read_the_signals_group_with_keywords_as_strings():
 
 def test_recipes_refuse_a_zero_learning_rate_and_a_zero_background_gain():
     with pytest.raises(UserError, match="signals.har.lr"):
-        signals.HarRecipe.from_params(Params(_set(_repo_params(), {"signals.har.lr": 0})))
+        signals.HarRecipe.from_params(Params(apply_dotted(_repo_params(), {"signals.har.lr": 0})))
     with pytest.raises(UserError, match="background_gain"):
-        signals.KwsFeatures.from_params(Params(_set(_repo_params(), {"signals.kws.background_gain": [0, 1.0]})))
+        signals.KwsFeatures.from_params(Params(apply_dotted(_repo_params(), {"signals.kws.background_gain": [0, 1.0]})))
 
 
 # ------------------------------------------------------------------------------- background clips
@@ -146,7 +136,7 @@ def lab(tmp_path, monkeypatch):
     _write_har(tmp_path)
     _write_speaker_features(tmp_path)
     _write_kws_features(tmp_path)
-    params = _set(_repo_params(), {
+    params = apply_dotted(_repo_params(), {
         "device": "cpu",
         "signals.har.window": 80, "signals.har.step": 40, "signals.har.first_test_subject": 4,
         "signals.har.epochs": 3, "signals.har.batch_size": 16,
@@ -158,7 +148,7 @@ def lab(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
 
     def run(stage: str, updates: dict | None = None) -> dict:
-        (tmp_path / "params.yaml").write_text(yaml.safe_dump(_set(json.loads(json.dumps(params)), updates or {}),
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump(apply_dotted(params, updates or {}),
                                                             sort_keys=False))
         name, _, variant = stage.partition("@")
         kwargs = {"variant": "model", "choices": signals.HAR_MODELS, "argv": [variant]} if variant else {"argv": []}

@@ -9,6 +9,7 @@ params.yaml keeps its comments and the run is an ordinary DVC experiment.
 
 from __future__ import annotations
 
+import copy
 import json
 import shlex
 import sys
@@ -26,6 +27,22 @@ def flatten(tree: dict, prefix: str = "") -> dict[str, object]:
         else:
             flat[dotted] = value
     return flat
+
+
+def apply_dotted(data: dict, updates: dict[str, object]) -> dict:
+    """A copy of `data` with {"a.b.c": value} leaves written in; a key `data` lacks is refused (KeyError)."""
+    out = copy.deepcopy(data)
+    for key, value in updates.items():
+        node = out
+        *parents, last = key.split(".")
+        for part in parents:
+            if not isinstance(node, dict) or part not in node:
+                raise KeyError(f"params has no key {key}")
+            node = node[part]
+        if not isinstance(node, dict) or last not in node:
+            raise KeyError(f"params has no key {key}")
+        node[last] = value
+    return out
 
 
 def set_args(overlay: dict) -> list[str]:

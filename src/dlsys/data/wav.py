@@ -22,8 +22,12 @@ log = logging.getLogger(__name__)
 DEFAULT_SR = 16000
 
 
-def read_wav(path: str | Path, sr: int = DEFAULT_SR) -> np.ndarray:
-    """Read `path` as a 1-D float32 array in [-1, 1] at `sr` Hz (mono; resampled if needed)."""
+def read_wav(path: str | Path, sr: int = DEFAULT_SR, warn_resample: bool = True) -> np.ndarray:
+    """Read `path` as a 1-D float32 array in [-1, 1] at `sr` Hz (mono; resampled if needed).
+
+    `warn_resample=False` for corpora read file by file at another rate by design (LibriSpeech FLAC,
+    ESC-50 at 44.1 kHz), where one warning per file would bury the log.
+    """
     path = Path(path)
     if not path.exists():
         raise MissingDataError(f"{path}: file not found")
@@ -37,7 +41,8 @@ def read_wav(path: str | Path, sr: int = DEFAULT_SR) -> np.ndarray:
     if not np.all(np.isfinite(x)):
         raise DataFormatError(f"{path}: contains NaN or infinite samples")
     if file_sr != sr:
-        log.warning("%s: sample rate %d Hz, resampling to %d Hz", path, file_sr, sr)
+        if warn_resample:
+            log.warning("%s: sample rate %d Hz, resampling to %d Hz", path, file_sr, sr)
         x = resample(x, file_sr, sr)
     return np.ascontiguousarray(x, dtype=np.float32)
 

@@ -16,15 +16,14 @@ from __future__ import annotations
 import csv
 import logging
 from dataclasses import dataclass
-from math import gcd
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 
 from dlsys.core.errors import DataFormatError, MissingDataError
 from dlsys.data.inputs import Need
 from dlsys.data.registry import CACHE_ROOT, Download
+from dlsys.data.wav import read_wav
 
 log = logging.getLogger(__name__)
 
@@ -62,21 +61,7 @@ def librispeech_download(subset: str) -> Download:
 
 def read_audio(path: Path, sr: int) -> np.ndarray:
     """Mono float32 at `sr` (as librosa.load returns it); other rates resampled polyphase, quietly."""
-    try:
-        data, file_sr = sf.read(path, dtype="float32", always_2d=True)
-    except (RuntimeError, sf.LibsndfileError, ValueError) as exc:
-        raise DataFormatError(f"{path}: not a readable audio file ({exc})") from None
-    if data.shape[0] == 0:
-        raise DataFormatError(f"{path}: empty audio file (0 samples)")
-    x = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
-    if not np.all(np.isfinite(x)):
-        raise DataFormatError(f"{path}: contains NaN or infinite samples")
-    if file_sr != sr:
-        from scipy.signal import resample_poly
-
-        g = gcd(int(file_sr), int(sr))
-        x = resample_poly(x.astype(np.float64), sr // g, file_sr // g)
-    return np.ascontiguousarray(x, dtype=np.float32)
+    return read_wav(path, sr, warn_resample=False)
 
 
 def _regular_files(folder: Path, pattern: str) -> list[Path]:
