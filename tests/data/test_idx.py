@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import gzip
+import struct
 
 import numpy as np
 import pytest
@@ -54,3 +55,23 @@ def test_bad_magic_and_wrong_dims(tmp_path):
 def test_missing_file(tmp_path):
     with pytest.raises(MissingDataError, match="nope"):
         read_idx(tmp_path / "nope")
+
+
+def test_gzip_bomb_is_refused_before_it_is_decompressed_whole(tmp_path):
+    """A few kB of .gz that would inflate far beyond any MNIST file stops at the cap, with one message."""
+    bomb = tmp_path / "train-images-idx3-ubyte.gz"
+    header = struct.pack(">HBB3I", 0, 0x08, 3, 4000, 28, 28)
+    bomb.write_bytes(gzip.compress(header + b"\0" * (4000 * 28 * 28)))
+    assert bomb.stat().st_size < 10_000
+    with pytest.raises(DataFormatError, match="decompresses to more than 1 MB"):
+        read_idx(bomb, max_mb=1)
+    assert read_idx(bomb, max_mb=4).shape == (4000, 28, 28)  # within the cap it is an ordinary file
+
+
+def test_multi_member_and_zero_padded_gzip_read_like_gzip_module(tmp_path):
+    arr = np.arange(2 * 28 * 28, dtype=np.uint8).reshape(2, 28, 28)
+    write_idx(tmp_path / "one.gz", arr)
+    raw = gzip.decompress((tmp_path / "one.gz").read_bytes())
+    two = tmp_path / "two.gz"
+    two.write_bytes(gzip.compress(raw[:100]) + gzip.compress(raw[100:]) + b"\0" * 16)
+    np.testing.assert_array_equal(read_idx(two), arr)

@@ -19,24 +19,44 @@ _CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09, np.dtype(">i2"): 0x
           np.dtype(">i4"): 0x0C, np.dtype(">f4"): 0x0D, np.dtype(">f8"): 0x0E}
 
 
-def _read_bytes(path: Path) -> bytes:
+# The most an IDX file may decompress to (MNIST's largest is 47 MB): a small crafted .gz ("gzip bomb")
+# is refused once its output passes this, before it can fill memory.
+MAX_DECOMPRESSED_MB = 1024
+
+
+def _gunzip(path: Path, raw: bytes, limit: int) -> bytes:
+    out = bytearray()
+    rest = raw
+    try:
+        while rest:
+            d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            out += d.decompress(rest, limit + 1 - len(out))
+            if len(out) > limit:
+                raise DataFormatError(f"{path}: decompresses to more than {limit >> 20} MB; refused "
+                                      f"(not an MNIST-sized IDX file)")
+            if not d.eof:
+                raise DataFormatError(f"{path}: corrupt or truncated gzip stream (ends before its last block)")
+            rest = d.unused_data.lstrip(b"\0")  # a further member (or zero padding), as `gzip.decompress` reads
+    except zlib.error as exc:
+        raise DataFormatError(f"{path}: corrupt or truncated gzip stream ({exc})") from None
+    return bytes(out)
+
+
+def _read_bytes(path: Path, max_mb: float = MAX_DECOMPRESSED_MB) -> bytes:
     if not path.exists():
         raise MissingDataError(f"{path}: file not found")
     if not path.is_file():
         raise DataFormatError(f"{path}: not a regular file")
     raw = path.read_bytes()
     if raw[:2] == b"\x1f\x8b":
-        try:
-            return gzip.decompress(raw)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise DataFormatError(f"{path}: corrupt or truncated gzip stream ({exc})") from None
+        return _gunzip(path, raw, int(max_mb * 2**20))
     return raw
 
 
 def read_idx(path: str | Path, expect_ndim: int | None = None,
-             expect_shape_tail: tuple[int, ...] | None = None) -> np.ndarray:
+             expect_shape_tail: tuple[int, ...] | None = None, max_mb: float = MAX_DECOMPRESSED_MB) -> np.ndarray:
     path = Path(path)
-    data = _read_bytes(path)
+    data = _read_bytes(path, max_mb)
     if len(data) < 4:
         raise DataFormatError(f"{path}: too short to be an IDX file ({len(data)} bytes)")
     zero, code, ndim = struct.unpack(">HBB", data[:4])
