@@ -55,9 +55,9 @@ def _project(tmp_path: Path, body: str) -> Path:
     return script
 
 
-def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+def _run(tmp_path: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "stages/demo_step.py", *args], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=120, env=env)
 
 
 def test_help_describes_the_stage_from_dvc_yaml_and_runs_nothing(tmp_path):
@@ -90,6 +90,18 @@ def test_a_run_writes_metrics_with_source_and_selection_and_timings_apart(tmp_pa
     timings = json.loads((tmp_path / "timings/demo/step.json").read_text())
     assert timings["train_seconds"] == 1.5 and timings["stage_seconds"] >= 0
     assert any("demo_step" in line and "hello from the task" in line for line in proc.stderr.splitlines())
+
+
+def test_dlsys_timings_gets_one_line_per_stage_run_with_its_device(tmp_path):
+    """bench/bench_pipeline.py and bench/gpu_check.py read the stage times of a whole `dvc repro` from here."""
+    _project(tmp_path, "ctx.use_data('toy')\nctx.write_metrics({'acc': 0.5})\n")
+    log_file = tmp_path / "times.jsonl"
+    env = dict(os.environ, DLSYS_TIMINGS=str(log_file))
+    for _ in range(2):
+        assert _run(tmp_path, env=env).returncode == 0
+    rows = [json.loads(line) for line in log_file.read_text().splitlines()]
+    assert len(rows) == 2 and all(r["stage"] == "demo_step" and r["device"] == "cpu" for r in rows)
+    assert all(r["seconds"] >= 0 and "cuda_peak_mb" not in r for r in rows)
 
 
 @pytest.mark.parametrize("body, message", [

@@ -272,6 +272,11 @@ def test_the_stages_agree_on_a_good_baseline(lab, capsys):
     sweep, ft = _metrics(lab, "compress_svd"), _metrics(lab, "svd_finetune")
     assert [r["rank"] for r in sweep["sweep"]] == [5, "full"]
     assert sweep["sweep"][-1]["test_acc"] == sweep["baseline_test_acc"]
+    # the fitted factors: the same ranks and storage, fitted on training images only
+    cal = sweep["sweep_calibrated"]
+    assert [r["rank"] for r in cal] == [5, "full"]
+    assert [r["n_params"] for r in cal] == [r["n_params"] - 5 * d for r, d in zip(sweep["sweep"], (5, 64))]
+    assert all(0 <= r["test_acc"] <= 1 for r in cal) and "no test data" in sweep["selection"]
     assert ft["test_acc_before"] == sweep["sweep"][0]["test_acc"] == ft["sweep_test_acc_at_rank"]
     assert ft["diverged"] is False and 0 < ft["param_ratio"] < 1
     assert ft["selection"] == "final epoch (no selection)"

@@ -40,6 +40,7 @@ from dlsys.core.outputs import (
 )
 from dlsys.core.params import Params, load_params
 from dlsys.core.seed import seed_everything
+from dlsys.core.stage import record_timing
 
 log = logging.getLogger("dlsys")
 
@@ -262,7 +263,12 @@ def stage_main(stage: str, run: Callable[[StageContext], Any], doc: str | None =
         sys.exit(130)
     seconds = time.perf_counter() - t0
     ctx.timings["stage_seconds"] = round(seconds, 2)
+    device = {"device": ctx.device.type}
+    if ctx.device.type == "cuda":
+        device["cuda_peak_mb"] = round(torch.cuda.max_memory_allocated(ctx.device) / 2**20, 1)
+        ctx.timings.update(device)
     write_timings(ctx.family, ctx.step, ctx.timings)
+    record_timing(label, seconds, device)
     log.info("finished in %.1f s", seconds)
 
 

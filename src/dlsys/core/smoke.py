@@ -63,34 +63,42 @@ def make_copy(root: Path, dst: Path, overlay: dict) -> None:
         subprocess.run(git + cmd, cwd=dst, check=True)
 
 
+def repro_in_copy(root: Path, overlay: dict, dst: Path, env_extra: dict | None = None) -> tuple[int, float]:
+    """Copy the checkout to `dst` with `overlay` merged into params.yaml and run `dvc repro` there.
+
+    Returns dvc's exit status and the wall time. KeyError: the overlay names a key params.yaml lacks.
+    """
+    dst.mkdir(parents=True, exist_ok=True)
+    make_copy(root, dst, overlay)
+    env = dict(os.environ, PYTHONPATH=str(dst / "src"),
+               PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""), **(env_extra or {}))
+    start = time.perf_counter()
+    dvc = Path(sys.executable).parent / "dvc"
+    proc = subprocess.run([str(dvc) if dvc.exists() else (shutil.which("dvc", path=env["PATH"]) or "dvc"), "repro"],
+                          cwd=dst, env=env)
+    return proc.returncode, time.perf_counter() - start
+
+
 def run(root: Path, overlay_path: Path, keep: Path | None) -> int:
     if not overlay_path.exists():
         log.error("%s: not found (the smoke profile ships with the repository)", overlay_path)
         return 2
     overlay = read_yaml(overlay_path.read_text()) or {}
-    dst = keep or Path(tempfile.mkdtemp(prefix="dlsys-smoke-"))
     if keep and keep.exists() and any(keep.iterdir()):
         log.error("%s: not empty; --keep needs a new or empty folder", keep)
         return 2
-    dst.mkdir(parents=True, exist_ok=True)
+    dst = keep or Path(tempfile.mkdtemp(prefix="dlsys-smoke-"))
+    log.info("smoke run in %s (profile %s)", dst, overlay_path)
     try:
-        make_copy(root, dst, overlay)
+        rc, seconds = repro_in_copy(root, overlay, dst)
     except KeyError as err:
         log.error("%s: %s", overlay_path, err.args[0])
         return 2
-    env = dict(os.environ, PYTHONPATH=str(dst / "src"),
-               PATH=str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", ""))
-    log.info("smoke run in %s (profile %s)", dst, overlay_path)
-    start = time.perf_counter()
-    proc = subprocess.run([str(Path(sys.executable).parent / "dvc"), "repro"], cwd=dst, env=env)
-    seconds = time.perf_counter() - start
-    if proc.returncode == 0:
-        n = len(list((dst / "metrics").rglob("*.json")))
-        log.info("smoke run passed: every stage ran in %.0f s (%d metrics files)", seconds, n)
-    else:
-        log.error("smoke run failed after %.0f s (dvc repro exit %d); the copy is kept in %s",
-                  seconds, proc.returncode, dst)
-        return proc.returncode
+    if rc != 0:
+        log.error("smoke run failed after %.0f s (dvc repro exit %d); the copy is kept in %s", seconds, rc, dst)
+        return rc
+    n = len(list((dst / "metrics").rglob("*.json")))
+    log.info("smoke run passed: every stage ran in %.0f s (%d metrics files)", seconds, n)
     if keep is None:
         shutil.rmtree(dst, ignore_errors=True)
     else:

@@ -34,15 +34,16 @@ def run_stage(main: Callable[[], None], name: str | None = None) -> None:
         sys.exit(130)
     seconds = time.perf_counter() - t0
     log.info("%s finished in %.1f s", label, seconds)
-    _record_timing(label, seconds)
+    record_timing(label, seconds)
 
 
-def _record_timing(label: str, seconds: float) -> None:
-    """With DLSYS_TIMINGS=<file>, append this stage's wall time (bench/bench_pipeline.py reads it)."""
+def record_timing(label: str, seconds: float, extra: dict | None = None) -> None:
+    """With DLSYS_TIMINGS=<file>, append this stage's wall time (bench/bench_pipeline.py and
+    bench/gpu_check.py read it); `extra` adds the device and its peak memory."""
     path = os.environ.get("DLSYS_TIMINGS")
     if not path:
         return
     entry = {"stage": " ".join([label, *sys.argv[1:]]), "script": sys.argv[0], "seconds": round(seconds, 2),
-             "unix_time": round(time.time(), 1)}
+             "unix_time": round(time.time(), 1), **(extra or {})}
     with open(path, "a") as f:  # one short line per stage: appends are atomic enough
         f.write(json.dumps(entry) + "\n")

@@ -36,6 +36,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from dlsys.compression.calibrated import calibrated_layers, calibrated_model
 from dlsys.compression.factorized import (count_params, dense_model, factorized_model, layer_svds,
                                           projected_model, reconstructed_model, weight_shapes)
 from dlsys.compression.svd import projection_error, truncated_svd
@@ -627,20 +628,49 @@ def run_compress_svd(ctx: StageContext) -> None:
         rows.append({"rank": d, "D_per_layer": [min(s.full_rank, r or s.full_rank) for s in svds],
                      "test_acc": acc, "n_params": n, "param_ratio": n / base_params})
         log.info("D=%s: test acc %.4f, %d params (%.3f of baseline)", d, acc, n, n / base_params)
+    calibrated = calibrated_sweep(ctx, model, data, ranks, shapes, n_comp, base_params)
     ctx.write_metrics({"baseline_test_acc": base_acc, "baseline_n_params": base_params,
-                       "compressed_layers": n_comp, "sweep": rows}, selection=selection)
+                       "compressed_layers": n_comp, "sweep": rows, "sweep_calibrated": calibrated},
+                      selection=selection + "; sweep_calibrated: factors fitted in closed form on "
+                                            "mnist.svd.calibrated.n_samples training images (no test data)")
     with ctx.plots() as out:
-        plot_rank_sweep(rows, base_acc, out, ctx.source)
+        plot_rank_sweep(rows, base_acc, out, ctx.source, calibrated)
 
 
-def plot_rank_sweep(rows: list[dict], base_acc: float, out: Path, source: str) -> None:
+def calibrated_sweep(ctx: StageContext, model: MLP, data: MnistTensors, ranks: list[int | None],
+                     shapes: list[tuple[int, int]], n_comp: int, base_params: int) -> list[dict]:
+    """The same ranks, with each layer's rank-D factors fitted to the dense network's activations on
+    training images (reduced-rank regression; no gradient steps, see dlsys.compression.calibrated)."""
+    c = ctx.params.sub("mnist.svd.calibrated")
+    n = min(c.int("n_samples", lo=1), len(data.x_train))
+    ridge = c.float("ridge", gt=0)
+    idx = torch.randperm(len(data.x_train), generator=ctx.generator)[:n].to(data.x_train.device)
+    x = (data.x_train[idx] - model.mean) / model.std
+    rows = []
+    for r in ranks:
+        low = calibrated_layers(list(model.layers[:n_comp]), x, model.act, r, ridge)
+        acc = evaluate(calibrated_model(model, low), data.x_test, data.y_test)["acc"]
+        n_par = count_params(shapes, r, n_comp, diagonal=False)
+        d = "full" if r is None else r
+        rows.append({"rank": d, "D_per_layer": [lo.A.shape[1] for lo in low], "test_acc": acc,
+                     "n_params": n_par, "param_ratio": n_par / base_params})
+        log.info("D=%s calibrated: test acc %.4f, %d params", d, acc, n_par)
+    return rows
+
+
+def plot_rank_sweep(rows: list[dict], base_acc: float, out: Path, source: str,
+                    calibrated: list[dict] | None = None) -> None:
     xs = [max(r["D_per_layer"]) for r in rows]
+    cal = {max(r["D_per_layer"]): r["test_acc"] for r in calibrated or []}
     write_table_csv(out / "accuracy_vs_rank.csv",
-                    [{"D": x, "test_acc": r["test_acc"], "baseline_test_acc": base_acc,
-                      "n_params": r["n_params"], "param_ratio": r["param_ratio"]} for x, r in zip(xs, rows)])
+                    [{"D": x, "test_acc": r["test_acc"], "calibrated_test_acc": cal.get(x),
+                      "baseline_test_acc": base_acc, "n_params": r["n_params"], "param_ratio": r["param_ratio"]}
+                     for x, r in zip(xs, rows)])
     fig, ax = new_figure()
     a = ax[0, 0]
-    a.plot(xs, [100 * r["test_acc"] for r in rows], "o-", label="rank-D SVD of W1…W5")
+    a.plot(xs, [100 * r["test_acc"] for r in rows], "o-", label="rank-D SVD of W1…W5 (course)")
+    if cal:
+        a.plot(list(cal), [100 * v for v in cal.values()], "s--", label="rank-D, fitted to activations")
     a.axhline(100 * base_acc, color="k", ls="--", label=f"baseline {100 * base_acc:.2f}%")
     for x, r in zip(xs, rows):
         a.annotate(f"{r['param_ratio']:.2f}x", (x, 100 * r["test_acc"]), textcoords="offset points",
