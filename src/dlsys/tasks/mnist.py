@@ -37,7 +37,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dlsys.compression.calibrated import calibrated_layers, calibrated_model
-from dlsys.compression.factorized import (count_params, dense_model, factorized_model, layer_svds,
+from dlsys.compression.factorized import (FactorizedLinear, count_params, dense_model, factorized_model, layer_svds,
                                           projected_model, reconstructed_model, weight_shapes)
 from dlsys.compression.svd import projection_error, truncated_svd
 from dlsys.core.context import RAW_ROOT, StageContext
@@ -59,6 +59,7 @@ BASELINE = "mlp.pt"                       # data/models/mnist/mlp.pt: the model 
 SVD_FINETUNE_MODEL = "mlp_svd_finetune.pt"
 SVD_IN_LOOP_MODEL = "mlp_svd_in_loop.pt"
 OPTIMIZERS = ("sgd", "adam", "adamw")
+FINETUNE_INITS = ("svd", "calibrated")  # svd: the course's plain truncated SVD
 SCHEDULES = ("none", "cosine", "step")
 INIT_OPTIMIZERS = ("sgd", "adam")
 N_CLASSES = 10
@@ -637,15 +638,25 @@ def run_compress_svd(ctx: StageContext) -> None:
         plot_rank_sweep(rows, base_acc, out, ctx.source, calibrated)
 
 
+def calibration_inputs(ctx: StageContext, model: MLP, data: MnistTensors) -> tuple[torch.Tensor, float]:
+    """mnist.svd.calibrated: the training images (the generator's first draw, so every stage that asks gets
+    the same ones) as the first layer sees them, and the ridge."""
+    c = ctx.params.sub("mnist.svd.calibrated")
+    n = min(c.int("n_samples", lo=1), len(data.x_train))
+    idx = torch.randperm(len(data.x_train), generator=ctx.generator)[:n].to(data.x_train.device)
+    return (data.x_train[idx] - model.mean) / model.std, c.float("ridge", gt=0)
+
+
+def calibrated_low_rank(ctx: StageContext, model: MLP, data: MnistTensors, n_comp: int, rank: int | None):
+    x, ridge = calibration_inputs(ctx, model, data)
+    return calibrated_layers(list(model.layers[:n_comp]), x, model.act, rank, ridge)
+
+
 def calibrated_sweep(ctx: StageContext, model: MLP, data: MnistTensors, ranks: list[int | None],
                      shapes: list[tuple[int, int]], n_comp: int, base_params: int) -> list[dict]:
     """The same ranks, with each layer's rank-D factors fitted to the dense network's activations on
     training images (reduced-rank regression; no gradient steps, see dlsys.compression.calibrated)."""
-    c = ctx.params.sub("mnist.svd.calibrated")
-    n = min(c.int("n_samples", lo=1), len(data.x_train))
-    ridge = c.float("ridge", gt=0)
-    idx = torch.randperm(len(data.x_train), generator=ctx.generator)[:n].to(data.x_train.device)
-    x = (data.x_train[idx] - model.mean) / model.std
+    x, ridge = calibration_inputs(ctx, model, data)
     rows = []
     for r in ranks:
         low = calibrated_layers(list(model.layers[:n_comp]), x, model.act, r, ridge)
@@ -684,8 +695,9 @@ def plot_rank_sweep(rows: list[dict], base_acc: float, out: Path, source: str,
 # ==================================================================== mnist_svd_finetune
 
 def run_svd_finetune(ctx: StageContext) -> None:
-    """W1…W5 as two trainable factors W = U Vᵀ (rank D), initialised from the SVD (checked against the
-    sweep's rank-D network), then fine-tuned with a smaller learning rate."""
+    """W1…W5 as two trainable factors W = U Vᵀ (rank D), initialised from the plain SVD (the course's) or
+    from the factors fitted to the activations (mnist.svd.finetune.init), checked against the matching
+    rank-D network of mnist_compress_svd's sweep, then fine-tuned with a smaller learning rate."""
     q = ctx.params.sub("mnist.svd")
     tc = TrainConfig.from_params(q.sub("finetune"))
     data = load_data(ctx)
@@ -705,9 +717,18 @@ def run_svd_finetune(ctx: StageContext) -> None:
             plot_history([{"epoch": 0}], out, "the baseline diverged: nothing to fine-tune", ctx.source)
         return
 
-    svds = layer_svds(base, n_comp)
-    sweep_logits = predict_logits(reconstructed_model(base, svds, rank), data.x_test)
-    model = factorized_model(base, svds, rank)
+    init = q.choice("finetune.init", FINETUNE_INITS)
+    if init == "svd":  # the course's: the plain truncated SVD
+        svds = layer_svds(base, n_comp)
+        start = reconstructed_model(base, svds, rank)
+        model = factorized_model(base, svds, rank)
+    else:  # the factors fitted to the activations (mnist_compress_svd's sweep_calibrated at this rank)
+        low = calibrated_low_rank(ctx, base, data, n_comp, rank)
+        start = calibrated_model(base, low)
+        model = copy.deepcopy(base)
+        for i, lo in enumerate(low):
+            model.layers[i] = FactorizedLinear(lo.A, lo.B, lo.bias)
+    sweep_logits = predict_logits(start, data.x_test)
     fact_logits = predict_logits(model, data.x_test)
     sweep_correct = int((sweep_logits.argmax(1) == data.y_test).sum())
     fact_correct = int((fact_logits.argmax(1) == data.y_test).sum())
@@ -722,7 +743,8 @@ def run_svd_finetune(ctx: StageContext) -> None:
     ctx.save_checkpoint(out_model, model, {"mlp": asdict(base.cfg), "rank": rank, "n_compressed": n_comp},
                         extra={"diverged": True} if hist.diverged else None)
     ctx.write_metrics({
-        "rank": rank, "test_acc_before": before["acc"], "sweep_test_acc_at_rank": sweep_correct / len(data.y_test),
+        "rank": rank, "init": init, "test_acc_before": before["acc"],
+        "sweep_test_acc_at_rank": sweep_correct / len(data.y_test),
         "max_abs_logit_diff_vs_sweep": logit_diff, "test_acc": after["acc"], "test_loss": after["loss"],
         **{k: v for k, v in size.items() if k != "rank"}, **hist.summary(),
     }, selection=FINAL_EPOCH)
@@ -732,7 +754,7 @@ def run_svd_finetune(ctx: StageContext) -> None:
     rows += [{k: r.get(k) for k in ("epoch", "train_loss", "test_loss", "test_acc")} for r in hist.rows]
     with ctx.plots() as out:
         plot_history(rows, out, f"factorized fine-tune, D={rank}, {n_params:,} params", ctx.source,
-                     diverged_at=hist.diverged_at, xlabel="epoch (0 = SVD initialisation)")
+                     diverged_at=hist.diverged_at, xlabel=f"epoch (0 = the {init} initialisation)")
     log.info("D=%d: %.4f before, %s after fine-tuning (%d params)", rank, before["acc"], after["acc"], n_params)
 
 
