@@ -41,3 +41,13 @@ def test_synthetic_metrics_are_refused_and_nothing_is_written(tmp_path):
     with pytest.raises(SystemExit, match="not real data in train_mlp.json"):
         export(src, "mnist", out, {"datasets": ["mnist"]})
     assert not out.exists()
+
+
+def test_steps_limit_the_copy_to_the_steps_that_ran_on_real_data(tmp_path):
+    src = _run_dir(tmp_path / "run")
+    (src / "metrics/mnist/init_study.json").write_text(json.dumps({"data_source": "synthetic"}))
+    (src / "plots/mnist/init_study").mkdir(parents=True)
+    out = tmp_path / "results"
+    export(src, "mnist", out, {"datasets": []}, steps=["train_mlp"])
+    assert sorted(p.name for p in (out / "metrics/mnist").iterdir()) == ["train_mlp.json"]
+    assert sorted(p.name for p in (out / "plots/mnist").iterdir()) == ["train_mlp"]

@@ -31,9 +31,10 @@ log = logging.getLogger("dlsys.real_results")
 OUT = Path("results/real")
 
 
-def export(src: Path, family: str, out: Path, record: dict) -> list[Path]:
+def export(src: Path, family: str, out: Path, record: dict, steps: list[str] | None = None) -> list[Path]:
+    """Copy the family's metrics and plots (only `steps` when given: a run that covered part of the family)."""
     metrics_dir = src / "metrics" / family
-    files = sorted(metrics_dir.glob("*.json"))
+    files = sorted(f for f in metrics_dir.glob("*.json") if steps is None or f.stem in steps)
     if not files:
         raise SystemExit(f"error: {metrics_dir}: no metrics files (run the family there first)")
     fake = [f.name for f in files if json.loads(f.read_text()).get("data_source") != "real"]
@@ -44,8 +45,16 @@ def export(src: Path, family: str, out: Path, record: dict) -> list[Path]:
         dst = out / sub / family
         if dst.exists():
             shutil.rmtree(dst)
-        if (src / sub / family).exists():
-            shutil.copytree(src / sub / family, dst)
+    for f in files:
+        for item, dst in ((f, out / "metrics" / family / f.name),
+                          (src / "plots" / family / f.stem, out / "plots" / family / f.stem)):
+            if item.is_dir():
+                shutil.copytree(item, dst)
+            elif item.is_file():
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(item, dst)
+            else:
+                continue
             copied.append(dst)
     for name in record.get("datasets", []):
         meta = src / "metrics" / "data" / f"{name}.json"
@@ -69,12 +78,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", required=True, help="which real files, and their sizes")
     ap.add_argument("--datasets", required=True, help="comma-separated dataset names the family read (mnist,sevens)")
     ap.add_argument("--note", default="", help="machine, load, anything a reader needs to weigh the numbers")
+    ap.add_argument("--steps", help="comma-separated steps to copy (default: every step of the family)")
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args(argv)
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=args.src, capture_output=True, text=True).stdout.strip()
     record = {"command": args.command, "wall_seconds": round(args.wall_seconds), "data": args.data,
               "datasets": [d for d in args.datasets.split(",") if d], "commit": commit or None, "note": args.note}
-    for path in export(args.src, args.family, args.out, record):
+    steps = [x for x in args.steps.split(",") if x] if args.steps else None
+    if steps:
+        record["steps"] = steps
+    for path in export(args.src, args.family, args.out, record, steps):
         log.info("wrote %s", path)
     return 0
 
