@@ -277,21 +277,21 @@ def test_the_stages_agree_on_a_good_baseline(lab, capsys):
     assert [r["rank"] for r in cal] == [5, "full"]
     assert [r["n_params"] for r in cal] == [r["n_params"] - 5 * d for r, d in zip(sweep["sweep"], (5, 64))]
     assert all(0 <= r["test_acc"] <= 1 for r in cal) and "no test data" in sweep["selection"]
-    # the default start is the fitted factors at mnist.svd.rank: the same network as the calibrated sweep's
-    assert ft["init"] == "calibrated"
-    assert ft["test_acc_before"] == cal[0]["test_acc"] == ft["sweep_test_acc_at_rank"]
+    # the default start is the course's: the plain SVD, the same network as the sweep's at mnist.svd.rank
+    assert ft["init"] == "svd" and ft["max_abs_logit_diff_vs_sweep"] < 1e-3
+    assert ft["test_acc_before"] == sweep["sweep"][0]["test_acc"] == ft["sweep_test_acc_at_rank"]
     assert ft["diverged"] is False and 0 < ft["param_ratio"] < 1
     assert ft["selection"] == "final epoch (no selection)"
     assert "seconds" not in json.dumps(ft)  # timings live in timings/, not in metrics
     assert json.loads((lab / "timings/mnist/svd_finetune.json").read_text())["train_seconds"] > 0
 
 
-def test_the_course_init_starts_from_the_plain_svd_of_the_sweep(lab):
+def test_the_calibrated_init_starts_from_the_calibrated_sweep_network(lab):
     _stage(lab, "mnist_compress_svd")
-    _stage(lab, "mnist_svd_finetune", **{"mnist.svd.finetune.init": "svd"})
+    _stage(lab, "mnist_svd_finetune", **{"mnist.svd.finetune.init": "calibrated"})
     sweep, ft = _metrics(lab, "compress_svd"), _metrics(lab, "svd_finetune")
-    assert ft["init"] == "svd" and ft["max_abs_logit_diff_vs_sweep"] < 1e-3
-    assert ft["test_acc_before"] == sweep["sweep"][0]["test_acc"] == ft["sweep_test_acc_at_rank"]
+    assert ft["init"] == "calibrated" and ft["max_abs_logit_diff_vs_sweep"] < 1e-3
+    assert ft["test_acc_before"] == sweep["sweep_calibrated"][0]["test_acc"] == ft["sweep_test_acc_at_rank"]
 
 
 @pytest.mark.parametrize("stage, updates, message", [
