@@ -1,4 +1,5 @@
-"""denoise_compare: FC, 1-D CNN and RNN side by side (SNR, SNRi), a bar plot, test_01 spectrograms."""
+"""denoise_compare: FC, 1-D CNN, FC mask and RNN side by side (SNR, SNRi), the RNN's gain over the FC mask,
+a bar plot, test_01 spectrograms."""
 
 from dlsys.core.context import stage_main
 from dlsys.tasks import denoise

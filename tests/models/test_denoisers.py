@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from dlsys.models.denoisers import (CNN1dDenoiser, FCDenoiser, RNNMaskDenoiser, cnn1d_flat_size,
+from dlsys.models.denoisers import (CNN1dDenoiser, FCDenoiser, FrameMaskFC, RNNMaskDenoiser, cnn1d_flat_size,
                                     conv1d_out_len, masked_bce)
 
 
@@ -63,3 +63,26 @@ def test_rnn_valid_frames_do_not_depend_on_padding(cell, bidir):
     out = model(batch, torch.tensor([7, 11]))
     assert out.shape == (2, 11, 513)
     assert torch.allclose(out[0, :7], short[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("context", [0, 1, 3])
+def test_frame_mask_fc_sees_exactly_its_context_and_no_padding(context):
+    """Frame t's logits change when frame t±context changes, not when t±(context+1) does; what fills the
+    padding never reaches a valid frame (it reads as the zeros beyond a sequence's start)."""
+    torch.manual_seed(0)
+    model = FrameMaskFC(9, [16, 8], context=context).eval()
+    assert model.net[0].in_features == 9 * (2 * context + 1)
+    x = torch.randn(1, 12, 9)
+    base = model(x, torch.tensor([12]))
+    t = 6
+    for offset, should_change in ((context, True), (context + 1, False), (-context, True), (-context - 1, False)):
+        y = x.clone()
+        y[0, t + offset] += 3.0
+        changed = not torch.allclose(model(y, torch.tensor([12]))[0, t], base[0, t])
+        assert changed == should_change, (offset, context)
+    short = model(x[:, :7], torch.tensor([7]))
+    padded = torch.cat([torch.cat([x[:, :7], 5.0 * torch.randn(1, 5, 9)], dim=1), torch.randn(1, 12, 9)])
+    out = model(padded, torch.tensor([7, 12]))
+    assert out.shape == (2, 12, 9) and torch.allclose(out[0, :7], short[0], atol=1e-6)
+    zeros_after = model(torch.cat([x[:, :7], torch.zeros(1, 5, 9)], dim=1), torch.tensor([12]))
+    assert torch.allclose(out[0, :7], zeros_after[0, :7], atol=1e-6)

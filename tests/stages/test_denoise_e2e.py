@@ -1,5 +1,5 @@
 """A tiny end-to-end `dvc repro` of the denoising family: acquisition → features → FC, 1-D CNN (one matrix
-stage), RNN → comparison; then the frame path again without test_01's clean reference."""
+stage), RNN and its FC mask baseline → comparison; then the frame path again without test_01's clean reference."""
 
 import json
 import zipfile
@@ -19,6 +19,7 @@ TINY_MODELS = {
     "denoise.fc.epochs": 2, "denoise.fc.hidden": [32, 32],
     "denoise.cnn1d.epochs": 2, "denoise.cnn1d.conv": [[4, 9, 4], [8, 5, 2]],
     "denoise.rnn.epochs": 2, "denoise.rnn.hidden": 16, "denoise.rnn.layers": 1, "denoise.rnn.t_trunc": 20,
+    "denoise.mask_fc.epochs": 2, "denoise.mask_fc.hidden": [16], "denoise.mask_fc.t_trunc": 20,
 }
 
 
@@ -43,7 +44,9 @@ def test_denoise_family_end_to_end(repo_copy):
     for split in ("test_01", "val"):
         assert abs(fc[f"{split}_snri_db"] - (fc[f"{split}_snr_db"] - fc[f"{split}_snr_in_db"])) < 1e-6
     assert rnn["v_snr_oracle_ibm_db"] > rnn["v_snr_in_db"]
-    assert set(cmp_) >= {"fc", "cnn1d", "rnn", "data_source"} and cmp_["fc"]["dataset"] == "denoise test_01"
+    assert set(cmp_) >= {"fc", "cnn1d", "mask_fc", "rnn", "data_source"} and cmp_["fc"]["dataset"] == "denoise test_01"
+    mask_fc = json.loads((root / "metrics/denoise/mask_fc.json").read_text())
+    assert abs(cmp_["rnn_gain_over_mask_fc_db"] - (rnn["v_snr_db"] - mask_fc["v_snr_db"])) < 1e-9
     assert json.loads((root / "timings/denoise/features_timit.json").read_text())["stft_seconds"] > 0
 
     raw = root / "data/raw/denoise"

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import math
 import shutil
+import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -26,7 +28,7 @@ from dlsys.data.registry import acquire
 from dlsys.data.wav import read_wav
 from dlsys.evaluation.snr import snr_report
 from dlsys.features.denoise_features import pair_features, timit_split_features
-from dlsys.models.denoisers import CNN1dDenoiser, FCDenoiser, RNNMaskDenoiser
+from dlsys.models.denoisers import CNN1dDenoiser, FCDenoiser, FrameMaskFC, RNNMaskDenoiser
 from dlsys.tasks import denoise
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,11 +49,18 @@ def test_recipes_read_the_denoise_group():
     assert isinstance(denoise.build_frame_model(fc.config(513)), FCDenoiser)
     assert isinstance(denoise.build_frame_model(cnn.config(513)), CNN1dDenoiser)
     rnn = denoise.RnnRecipe.from_params(p)
-    assert rnn.epochs == p.int("denoise.rnn.epochs") and isinstance(RNNMaskDenoiser(**rnn.config(513)), RNNMaskDenoiser)
+    assert rnn.epochs == p.int("denoise.rnn.epochs")
+    assert isinstance(denoise.build_mask_model(rnn.config(513)), RNNMaskDenoiser)
+    mask_fc = denoise.MaskFCRecipe.from_params(p)
+    assert mask_fc.hidden == tuple(p.list("denoise.mask_fc.hidden")) and mask_fc.context == p.int("denoise.mask_fc.context")
+    built = denoise.build_mask_model(mask_fc.config(513))
+    assert isinstance(built, FrameMaskFC) and built.net[0].in_features == 513 * (2 * mask_fc.context + 1)
     sp = denoise.Spectral.from_params(p)
     assert (sp.n_fft, sp.hop) == (p.int("denoise.stft.n_fft"), p.int("denoise.stft.hop"))
-    assert fc.inputs == rnn.inputs == denoise.ModelInput(p.raw("denoise.input"), p.float("denoise.log_floor"))
-    assert fc.divergence_multiple == rnn.divergence_multiple == p.float("denoise.divergence_multiple")
+    assert fc.inputs == rnn.inputs == mask_fc.inputs == denoise.ModelInput(p.raw("denoise.input"),
+                                                                           p.float("denoise.log_floor"))
+    assert fc.divergence_multiple == rnn.divergence_multiple == mask_fc.divergence_multiple \
+        == p.float("denoise.divergence_multiple")
 
 
 @pytest.mark.parametrize("updates, message", [
@@ -205,8 +214,8 @@ def test_rnn_mask_denoiser_ignores_the_overall_gain():
         tr = timit_split_features(x[:3], s[:3], n[:3], names[:3], N_FFT, HOP, "cpu")
         v = timit_split_features(x[3:], s[3:], n[3:], names[3:], N_FFT, HOP, "cpu", keep_waves=True)
         torch.manual_seed(0)
-        model = RNNMaskDenoiser(**r.config(N_FFT // 2 + 1))
-        _, vp, hist = denoise.train_rnn(model, tr, v, r, N_FFT, HOP, "cpu", torch.Generator().manual_seed(0))
+        model = denoise.build_mask_model(r.config(N_FFT // 2 + 1))
+        _, vp, hist = denoise.train_mask_model(model, tr, v, r, N_FFT, HOP, "cpu", torch.Generator().manual_seed(0))
         runs[c] = (denoise.denoise_split(model, vp, N_FFT, HOP, 8, False) / c, [row["val_snr_db"] for row in hist.rows])
     ref_est, ref_curve = runs[1.0]
     for c in (0.01, 30.0):
@@ -225,10 +234,12 @@ TINY = {
     "denoise.frame.val_seconds": 1.5,
     "denoise.fc.epochs": 3, "denoise.fc.hidden": [32, 32], "denoise.cnn1d.epochs": 2,
     "denoise.cnn1d.conv": [[4, 9, 4], [8, 5, 2]], "denoise.rnn.epochs": 2, "denoise.rnn.hidden": 16,
-    "denoise.rnn.layers": 1, "denoise.rnn.t_trunc": 20,
+    "denoise.rnn.layers": 1, "denoise.rnn.t_trunc": 20, "denoise.mask_fc.epochs": 2, "denoise.mask_fc.hidden": [16],
+    "denoise.mask_fc.t_trunc": 20,
 }
 RUNS = {"denoise_features": denoise.run_features, "denoise_features_timit": denoise.run_features_timit,
-        "denoise_frame": denoise.run_frame, "denoise_rnn": denoise.run_rnn, "denoise_compare": denoise.run_compare}
+        "denoise_frame": denoise.run_frame, "denoise_rnn": denoise.run_rnn, "denoise_mask_fc": denoise.run_mask_fc,
+        "denoise_compare": denoise.run_compare}
 
 
 def _run(workdir: Path, stage: str, variant: str | None = None, **updates) -> None:
@@ -271,7 +282,7 @@ def lab(lab_data, tmp_path, monkeypatch) -> Path:
 
 def test_the_family_runs_and_selects_on_the_tail(lab):
     for stage, variant in (("denoise_frame", "fc"), ("denoise_frame", "cnn1d"), ("denoise_rnn", None),
-                           ("denoise_compare", None)):
+                           ("denoise_mask_fc", None), ("denoise_compare", None)):
         _run(lab, stage, variant)
     fc = _metrics(lab, "fc")
     rows = _csv(lab / "plots/denoise/fc/curves.csv")
@@ -291,8 +302,28 @@ def test_the_family_runs_and_selects_on_the_tail(lab):
     assert rnn["v_snr_oracle_ibm_db"] > rnn["v_snr_in_db"] and rnn["selection"].startswith("best epoch by mean SNR")
     assert sorted(p.name for p in (lab / "audio/denoise/rnn").iterdir())[1].endswith("denoised.wav")
     assert len(list((lab / "data/outputs/denoise/rnn/te").glob("*.wav"))) == 2
+    mask_fc = _metrics(lab, "mask_fc")
+    assert mask_fc["selection"] == rnn["selection"] and mask_fc["te_files"] == 0
+    assert mask_fc["v_snr_oracle_ibm_db"] == rnn["v_snr_oracle_ibm_db"]  # the same v/, the same ceiling
+    curve = [float(r["val_snr_db"]) for r in _csv(lab / "plots/denoise/mask_fc/curves.csv")]
+    assert mask_fc["v_snr_db"] == pytest.approx(max(curve), abs=1e-4)
+    assert load_checkpoint(lab / "data/models/denoise/mask_fc.pt")["config"]["kind"] == "mask_fc"
+    assert not (lab / "data/outputs/denoise/mask_fc").exists()  # the course's submission is the RNN's
     cmp_ = _metrics(lab, "compare")
     assert cmp_["fc"]["dataset"] == "denoise test_01" and cmp_["fc"]["snr_db"] == fc["test_01_snr_db"]
+    assert cmp_["rnn_gain_over_mask_fc_db"] == pytest.approx(rnn["v_snr_db"] - mask_fc["v_snr_db"])
+    assert cmp_["mask_fc"]["dataset"] == cmp_["rnn"]["dataset"] == "timit v/ (mean)"
+
+
+def test_the_submission_zip_is_the_same_bytes_on_a_rerun(lab):
+    """te.zip holds no file times: re-running the RNN stage with the same params gives the same bytes."""
+    zips = []
+    for _ in range(2):
+        _run(lab, "denoise_rnn")
+        zips.append((lab / "data/outputs/denoise/rnn/te.zip").read_bytes())
+    assert zips[0] == zips[1]
+    names = zipfile.ZipFile(io.BytesIO(zips[0])).namelist()
+    assert len(names) == 2 and all(n.startswith("te/") and n.endswith(".wav") for n in names)
 
 
 def test_without_the_clean_test_reference_the_tail_is_the_number(lab):
@@ -307,7 +338,8 @@ def test_without_the_clean_test_reference_the_tail_is_the_number(lab):
 
 DIVERGE = [("denoise_frame", "fc", {"denoise.fc.lr": 1e30}, "fc", "fc.pt"),
            ("denoise_frame", "cnn1d", {"denoise.cnn1d.lr": 1e30}, "cnn1d", "cnn1d.pt"),
-           ("denoise_rnn", None, {"denoise.rnn.lr": 1e30}, "rnn", "rnn.pt")]
+           ("denoise_rnn", None, {"denoise.rnn.lr": 1e30}, "rnn", "rnn.pt"),
+           ("denoise_mask_fc", None, {"denoise.mask_fc.lr": 1e30}, "mask_fc", "mask_fc.pt")]
 
 
 @pytest.mark.parametrize("stage, variant, updates, step, checkpoint", DIVERGE, ids=[d[3] for d in DIVERGE])
@@ -320,7 +352,7 @@ def test_a_diverging_learning_rate_is_recorded_not_scored(lab, capsys, stage, va
     assert "WARNING" in err and "diverged" in err and "Traceback" not in err
     m = _metrics(lab, step)
     assert m["diverged"] is True and m["diverged_at"] == 1 and m["best_epoch"] is None
-    scored = ["val_snr_db", "test_01_snr_db"] if step != "rnn" else ["v_snr_db", "v_snri_db"]
+    scored = ["val_snr_db", "test_01_snr_db"] if step in ("fc", "cnn1d") else ["v_snr_db", "v_snri_db"]
     assert all(k in m and m[k] is None for k in scored), {k: m.get(k) for k in scored}
     with pytest.raises(UserError, match="diverged"):
         load_checkpoint(lab / "data/models/denoise" / checkpoint)
@@ -329,8 +361,9 @@ def test_a_diverging_learning_rate_is_recorded_not_scored(lab, capsys, stage, va
     assert [int(r["epoch"]) for r in rows] == [1] and not math.isfinite(float(rows[0]["train_loss"] or "nan"))
     assert (lab / f"plots/denoise/{step}/curves.png").stat().st_size > 0
     assert not list((lab / f"audio/denoise/{step}").glob("*.wav"))
-    for other_stage, other in (("denoise_frame", "fc"), ("denoise_frame", "cnn1d"), ("denoise_rnn", None)):
-        if (other or "rnn") != step:
+    for other_stage, other, other_step in (("denoise_frame", "fc", "fc"), ("denoise_frame", "cnn1d", "cnn1d"),
+                                           ("denoise_rnn", None, "rnn"), ("denoise_mask_fc", None, "mask_fc")):
+        if other_step != step:
             _run(lab, other_stage, other)
     _run(lab, "denoise_compare")  # a diverged model leaves a gap in the comparison, not a crash
     assert _metrics(lab, "compare")[step]["snr_db"] is None

@@ -97,6 +97,38 @@ class RNNMaskDenoiser(nn.Module):
         return self.out(self.drop(h))
 
 
+class FrameMaskFC(nn.Module):
+    """Per-frame MLP over (B, T, F) frames → mask logits (B, T, F): the recurrent model's baseline.
+
+    Same inputs, target and call as `RNNMaskDenoiser`, but no memory: each frame sees itself and its
+    `context` neighbours on each side (zeros beyond a sequence's ends), F·(2·context + 1) inputs.
+    """
+
+    def __init__(self, n_bins: int, hidden: Sequence[int], context: int = 0, dropout: float = 0.0):
+        super().__init__()
+        if not hidden:
+            raise ValueError("the FC mask model needs at least one hidden layer")
+        self.context = context
+        layers: list[nn.Module] = []
+        width = n_bins * (2 * context + 1)
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(dropout)]
+            width = h
+        layers.append(nn.Linear(width, n_bins))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Logits; padded frames' outputs are garbage, as the RNN's: mask them."""
+        c = self.context
+        if c:
+            b, t, f = x.shape
+            # Padding must look like the zeros beyond a sequence's start, whatever it held.
+            x = x * frame_mask(lengths, t, x.device)[:, :, None]
+            x = nn.functional.pad(x, (0, 0, c, c)).unfold(1, 2 * c + 1, 1)  # (B, T, F, 2c+1)
+            x = x.transpose(2, 3).reshape(b, t, f * (2 * c + 1))
+        return self.net(x)
+
+
 def frame_mask(lengths: torch.Tensor, t_max: int, device=None) -> torch.Tensor:
     """(B, T) float: 1 for frames < lengths[i], 0 for padding."""
     return (torch.arange(t_max, device=device)[None, :] < lengths.to(device)[:, None]).float()

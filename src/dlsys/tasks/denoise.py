@@ -10,12 +10,14 @@ Stages (params group `denoise`, tests in tests/tasks/test_denoise.py and tests/s
   audio/denoise/<model>/.
 - `denoise_rnn` → `run_rnn`: GRU/LSTM mask over whole utterances, BCE against the IBM, Ŝ = M̂ ⊙ X; te/
   denoised into data/outputs/denoise/rnn/ and te.zip (what the course asks to submit).
-- `denoise_compare` → `run_compare`: the three side by side.
+- `denoise_mask_fc` → `run_mask_fc`: the RNN's baseline, a per-frame MLP mask (±`context` frames) trained on
+  the same tr/ with the same target, loss and selection on v/; only the memory differs.
+- `denoise_compare` → `run_compare`: the four side by side, and the RNN's gain over the FC mask in dB.
 
 Model selection: the frame models keep the epoch with the best SNR on the held-out tail of the training
 pair (never trained on; the final epoch when there is no tail); test_01's SNR, when its clean reference
-exists, is a test number never used to choose. The RNN keeps its best epoch by mean SNR over v/ (speakers
-disjoint from te/). Every metrics file says so.
+exists, is a test number never used to choose. The RNN and the FC mask keep their best epoch by mean SNR
+over v/ (speakers disjoint from te/). Every metrics file says so.
 
 Magnitudes enter and leave a frame model in units of `scale` (the RMS clean training magnitude) on every
 path, and the input transform's log floor is relative to the training level: the same audio at any gain
@@ -48,7 +50,8 @@ from dlsys.evaluation.snr import snr_report, snr_report_many
 from dlsys.features.denoise_features import (InputTransform, PairFeatures, Recording, SplitFeatures, chunk_frames,
                                              pad_frames, pair_features, split_waves, timit_split_features)
 from dlsys.features.stft import masked_istft_many, reconstruct, stft
-from dlsys.models.denoisers import CNN1dDenoiser, FCDenoiser, RNNMaskDenoiser, cnn1d_flat_size, frame_mask, masked_bce
+from dlsys.models.denoisers import (CNN1dDenoiser, FCDenoiser, FrameMaskFC, RNNMaskDenoiser, cnn1d_flat_size,
+                                    frame_mask, masked_bce)
 from dlsys.plots import new_figure, save_figure, titled
 from dlsys.plots.history import plot_history
 from dlsys.training import EpochLog, TensorBatches, fit
@@ -62,6 +65,7 @@ FRAME_MODELS = ("fc", "cnn1d")
 TITLES = {"fc": "FC denoiser", "cnn1d": "1-D CNN denoiser"}
 RNN_OUTPUTS = Path("data/outputs/denoise/rnn")   # te/*.wav and te.zip, the course's submission
 PCM16_MAX = 32767 / 32768
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # the earliest a zip can hold
 
 
 # ============================================================================ recipes
@@ -168,6 +172,16 @@ def build_frame_model(config: dict) -> torch.nn.Module:
     return CNN1dDenoiser(c["n_bins"], c["conv"], c["pool"], c["dropout"], c["out_act"])
 
 
+def _mask_training(g: Params, p: Params) -> dict:
+    """The fields every IBM mask model's recipe shares (params `denoise.rnn` / `denoise.mask_fc`): the mask
+    kind, training pieces, optimisation, evaluation batch, input transform and divergence limit."""
+    return dict(binary=g.choice("mask", ["soft", "binary"]) == "binary", t_trunc=g.int("t_trunc", lo=0),
+                epochs=g.int("epochs", lo=1), batch_size=g.int("batch_size", lo=1), lr=g.float("lr", gt=0.0),
+                weight_decay=g.float("weight_decay", lo=0.0), grad_clip=g.float("grad_clip", lo=0.0) or None,
+                eval_batch=g.int("eval_batch", lo=1), inputs=ModelInput.from_params(p),
+                divergence_multiple=divergence_limit(p))
+
+
 @dataclass(frozen=True)
 class RnnRecipe:
     """params `denoise.rnn`."""
@@ -192,15 +206,54 @@ class RnnRecipe:
         g = p.sub("denoise.rnn")
         return cls(cell=g.choice("cell", ["gru", "lstm"]), hidden=g.int("hidden", lo=1), layers=g.int("layers", lo=1),
                    bidirectional=g.bool("bidirectional"), dropout=g.float("dropout", lo=0.0, hi=0.95),
-                   binary=g.choice("mask", ["soft", "binary"]) == "binary", t_trunc=g.int("t_trunc", lo=0),
-                   epochs=g.int("epochs", lo=1), batch_size=g.int("batch_size", lo=1), lr=g.float("lr", gt=0.0),
-                   weight_decay=g.float("weight_decay", lo=0.0), grad_clip=g.float("grad_clip", lo=0.0) or None,
-                   eval_batch=g.int("eval_batch", lo=1), inputs=ModelInput.from_params(p),
-                   divergence_multiple=divergence_limit(p))
+                   **_mask_training(g, p))
 
     def config(self, n_bins: int) -> dict:
-        return {"n_bins": n_bins, "cell": self.cell, "hidden": self.hidden, "layers": self.layers,
+        return {"kind": "rnn", "n_bins": n_bins, "cell": self.cell, "hidden": self.hidden, "layers": self.layers,
                 "bidirectional": self.bidirectional, "dropout": self.dropout}
+
+    def title(self) -> str:
+        return f"{'bidirectional ' if self.bidirectional else ''}{self.cell.upper()} IBM denoiser"
+
+
+@dataclass(frozen=True)
+class MaskFCRecipe:
+    """params `denoise.mask_fc`: the per-frame MLP mask baseline, trained and selected exactly as the RNN."""
+    hidden: tuple[int, ...]
+    context: int
+    dropout: float
+    binary: bool
+    t_trunc: int
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    grad_clip: float | None
+    eval_batch: int
+    inputs: ModelInput = ModelInput()
+    divergence_multiple: float = math.inf
+
+    @classmethod
+    def from_params(cls, p: Params) -> "MaskFCRecipe":
+        g = p.sub("denoise.mask_fc")
+        return cls(hidden=tuple(g.list("hidden", int, min_len=1, lo=1)), context=g.int("context", lo=0),
+                   dropout=g.float("dropout", lo=0.0, hi=0.95), **_mask_training(g, p))
+
+    def config(self, n_bins: int) -> dict:
+        return {"kind": "mask_fc", "n_bins": n_bins, "hidden": list(self.hidden), "context": self.context,
+                "dropout": self.dropout}
+
+    def title(self) -> str:
+        return f"FC IBM denoiser (±{self.context} frames)"
+
+
+# checkpoint config "kind" → the mask model it rebuilds
+MASK_MODELS = {"rnn": RNNMaskDenoiser, "mask_fc": FrameMaskFC}
+
+
+def build_mask_model(config: dict) -> torch.nn.Module:
+    c = dict(config)
+    return MASK_MODELS[c.pop("kind")](**c)
 
 
 # ============================================================================ features
@@ -495,10 +548,14 @@ def denoise_split(model: torch.nn.Module, split: PaddedSplit, n_fft: int, hop: i
     return masked_istft_many(split.mix, masks, split.lengths, n_fft, hop)
 
 
-def train_rnn(model: torch.nn.Module, tr: SplitFeatures, v: SplitFeatures, r: RnnRecipe, n_fft: int, hop: int,
-              device, generator: torch.Generator,
-              desc: str = "rnn") -> tuple[InputTransform, PaddedSplit, EpochLog]:
-    """Fit the mask RNN on (truncated) training sequences; every epoch mean/median SNR over `v`."""
+MaskRecipe = RnnRecipe | MaskFCRecipe
+
+
+def train_mask_model(model: torch.nn.Module, tr: SplitFeatures, v: SplitFeatures, r: MaskRecipe, n_fft: int,
+                     hop: int, device, generator: torch.Generator,
+                     desc: str = "rnn") -> tuple[InputTransform, PaddedSplit, EpochLog]:
+    """Fit a mask model (RNN or frame FC) on (truncated) training sequences; every epoch mean/median SNR
+    over `v`, the best epoch restored."""
     transform = r.inputs.fit(tr.mag_x)
     x_pieces, lengths = chunk_frames(transform(tr.mag_x), tr.frames, r.t_trunc)
     y_pieces, _ = chunk_frames(tr.ibm.float(), tr.frames, r.t_trunc)
@@ -531,32 +588,47 @@ def train_rnn(model: torch.nn.Module, tr: SplitFeatures, v: SplitFeatures, r: Rn
 
 def run_rnn(ctx: StageContext) -> None:
     """Train the mask RNN on tr/, select on v/, denoise te/ into the course's submission folder and zip."""
-    r = RnnRecipe.from_params(ctx.params)
+    _run_mask_model(ctx, "rnn", RnnRecipe.from_params(ctx.params), submission=RNN_OUTPUTS)
+
+
+def run_mask_fc(ctx: StageContext) -> None:
+    """The RNN's baseline: a per-frame FC mask model trained on the same tr/, selected on the same v/."""
+    _run_mask_model(ctx, "mask_fc", MaskFCRecipe.from_params(ctx.params), submission=None)
+
+
+def _run_mask_model(ctx: StageContext, step: str, r: MaskRecipe, submission: Path | None) -> None:
+    """Train an IBM mask model on tr/, keep its best epoch on v/, score it next to the oracle IBM; write te/
+    denoised to `submission` (the course's folder and zip) when given, a v/ listening example, the model."""
+    ctx.step = step
     feats = TimitFeatures.from_dict(_load_features(ctx, TIMIT_FEATURES))
-    n_fft, hop, sr = feats.n_fft, feats.hop, feats.sr
+    n_fft, hop = feats.n_fft, feats.hop
     config = r.config(int(feats.tr.mag_x.shape[1]))
-    model = RNNMaskDenoiser(**config)
+    model = build_mask_model(config)
     n_params = sum(t.numel() for t in model.parameters())
-    log.info("rnn (%s): %d parameters; %d train / %d v / %d te files", r.cell, n_params, len(feats.tr.names),
+    log.info("%s: %d parameters; %d train / %d v / %d te files", r.title(), n_params, len(feats.tr.names),
              len(feats.v.names), len(feats.te.names))
 
-    transform, vp, history = train_rnn(model, feats.tr, feats.v, r, n_fft, hop, ctx.device, ctx.generator)
+    transform, vp, history = train_mask_model(model, feats.tr, feats.v, r, n_fft, hop, ctx.device, ctx.generator,
+                                              desc=step)
     ok = usable(history, "val_snr_db")
     # The selected model on v, next to the unprocessed mixture and the oracle IBM (the ceiling of the task).
     oracle = masked_istft_many(vp.mix, vp.ibm, vp.lengths, n_fft, hop)
     rep_oracle = snr_report_many(vp.clean_wave, oracle, vp.mix_wave, vp.lengths)
+    est_v = est_te = None
     if ok:
         est_v = denoise_split(model, vp, n_fft, hop, r.eval_batch, r.binary)
-        est_te = denoise_split(model, padded_split(feats.te, transform, ctx.device), n_fft, hop, r.eval_batch,
-                               r.binary).cpu()
-        ok = bool(torch.isfinite(est_v).all()) and bool(torch.isfinite(est_te).all())
+        if submission is not None:
+            est_te = denoise_split(model, padded_split(feats.te, transform, ctx.device), n_fft, hop, r.eval_batch,
+                                   r.binary).cpu()
+        ok = all(bool(torch.isfinite(e).all()) for e in (est_v, est_te) if e is not None)
     if ok:
         summary = snr_report_many(vp.clean_wave, est_v, vp.mix_wave, vp.lengths).summary("v_")
     else:
+        est_v = est_te = None
         summary = {**snr_report_many(vp.clean_wave, vp.mix_wave, vp.mix_wave, vp.lengths).summary("v_"),
                    "v_snr_db": None, "v_snr_median_db": None, "v_snri_db": None}
-    clipped = _write_rnn_outputs(ctx, feats, vp, est_v if ok else None, est_te if ok else None)
-    ctx.save_checkpoint(ctx.model_path("rnn.pt"), model, config,
+    clipped = _write_mask_outputs(ctx, feats, vp, est_v, est_te, submission)
+    ctx.save_checkpoint(ctx.model_path(f"{step}.pt"), model, config,
                         extra={"transform": transform.state(), "mask": "binary" if r.binary else "soft",
                                **({} if ok else {"diverged": True})})
     last = history.rows[-1] if history.rows else {}
@@ -564,45 +636,52 @@ def run_rnn(ctx: StageContext) -> None:
                "best_epoch": history.best.get("epoch") if ok and history.best else None,
                "last_epoch_v_snr_db": last.get("val_snr_db"),
                "epochs_run": history.epochs_run, **_divergence(history), "parameters": n_params,
-               "te_files": len(feats.te.names), "clipped_samples": clipped, "device": ctx.device.type}
+               "te_files": len(feats.te.names) if submission is not None else 0, "clipped_samples": clipped,
+               "device": ctx.device.type}
     ctx.write_metrics(metrics, selection="best epoch by mean SNR over v/ (speakers disjoint from te/)")
     ctx.time(train_seconds=round(history.seconds, 2))
     rows = [{**row, "oracle_ibm_snr_db": metrics["v_snr_oracle_ibm_db"]} for row in history.rows]
     with ctx.plots() as out:
-        plot_history(rows, out, f"{r.cell.upper()} IBM denoiser: training", ctx.source,
+        plot_history(rows, out, f"{r.title()}: training", ctx.source,
                      panels={"loss (masked BCE)": ["train_loss"],
                              "v/ SNR (dB)": ["val_snr_db", "val_snr_median_db", "val_snri_db", "oracle_ibm_snr_db"]},
                      labels={"val_snr_db": "mean", "val_snr_median_db": "median", "val_snri_db": "mean SNRi",
                              "oracle_ibm_snr_db": "oracle IBM (ceiling)"},
                      diverged_at=history.diverged_at)
     if not ok:
-        log.warning("rnn diverged at epoch %s with no finite epoch to keep (recorded in its metrics; the model is "
-                    "saved marked diverged, te/ is not denoised); lower denoise.rnn.lr", history.diverged_at)
+        log.warning("%s diverged at epoch %s with no finite epoch to keep (recorded in its metrics; the model is "
+                    "saved marked diverged, nothing is denoised); lower denoise.%s.lr", step, history.diverged_at,
+                    step)
         return
     if history.diverged:
-        log.warning("rnn diverged at epoch %s; kept its best earlier epoch (%s)", history.diverged_at,
+        log.warning("%s diverged at epoch %s; kept its best earlier epoch (%s)", step, history.diverged_at,
                     metrics["best_epoch"])
-    log.info("rnn: v mean SNR %.2f dB (median %.2f, SNRi %.2f; oracle IBM %.2f), best epoch %s",
+    log.info("%s: v mean SNR %.2f dB (median %.2f, SNRi %.2f; oracle IBM %.2f), best epoch %s", step,
              metrics["v_snr_db"], metrics["v_snr_median_db"], metrics["v_snri_db"], metrics["v_snr_oracle_ibm_db"],
              metrics["best_epoch"])
 
 
-def _write_rnn_outputs(ctx: StageContext, feats: "TimitFeatures", vp: PaddedSplit, est_v: torch.Tensor | None,
-                       est_te: torch.Tensor | None) -> int:
-    """te/ denoised + te.zip (empty when the model diverged); the first v/ file as a listening example."""
+def _write_mask_outputs(ctx: StageContext, feats: "TimitFeatures", vp: PaddedSplit, est_v: torch.Tensor | None,
+                        est_te: torch.Tensor | None, submission: Path | None) -> int:
+    """te/ denoised + te.zip into `submission` (empty when the model diverged); the first v/ file as a
+    listening example. Returns how many te/ samples were clipped."""
     clipped = 0
-    te = feats.te
-    with atomic_dir(RNN_OUTPUTS) as tmp:
-        (tmp / "te").mkdir()
-        if est_te is not None:
-            for i, name in enumerate(te.names):
-                wav, n = clip_audio(est_te[i, : int(te.lengths[i])])
-                clipped += n
-                write_wav(tmp / "te" / f"{name}.wav", wav, feats.sr, atomic=False)
-        with atomic_path(tmp / "te.zip") as zpath:
-            with zipfile.ZipFile(zpath, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-                for name in (te.names if est_te is not None else []):
-                    zf.write(tmp / "te" / f"{name}.wav", arcname=f"te/{name}.wav")
+    if submission is not None:
+        te = feats.te
+        with atomic_dir(submission) as tmp:
+            (tmp / "te").mkdir()
+            if est_te is not None:
+                for i, name in enumerate(te.names):
+                    wav, n = clip_audio(est_te[i, : int(te.lengths[i])])
+                    clipped += n
+                    write_wav(tmp / "te" / f"{name}.wav", wav, feats.sr, atomic=False)
+            with atomic_path(tmp / "te.zip") as zpath:
+                with zipfile.ZipFile(zpath, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+                    for name in (te.names if est_te is not None else []):
+                        # A fixed date and mode, not the file's: the same audio gives the same zip bytes.
+                        info = zipfile.ZipInfo(f"te/{name}.wav", date_time=ZIP_DATE)
+                        info.compress_type, info.external_attr = zipfile.ZIP_DEFLATED, 0o644 << 16
+                        zf.writestr(info, (tmp / "te" / f"{name}.wav").read_bytes())
     with ctx.audio() as out:
         if est_v is not None and len(vp.names):
             n = int(vp.lengths[0])
@@ -616,7 +695,7 @@ def _write_rnn_outputs(ctx: StageContext, feats: "TimitFeatures", vp: PaddedSpli
 # model → (dataset it is evaluated on, metrics prefix); the frame models fall back to their held-out
 # training tail when test_01 has no clean reference.
 COMPARE = {"fc": ("denoise test_01", "test_01"), "cnn1d": ("denoise test_01", "test_01"),
-           "rnn": ("timit v/ (mean)", "v")}
+           "mask_fc": ("timit v/ (mean)", "v"), "rnn": ("timit v/ (mean)", "v")}
 TAIL = ("denoise training tail (validation)", "val")
 
 
@@ -628,19 +707,24 @@ def _read_metrics(step: str) -> dict:
 
 
 def run_compare(ctx: StageContext) -> None:
-    """FC, 1-D CNN and RNN side by side (SNR, SNRi), a bar plot, test_01 spectrograms."""
+    """FC, 1-D CNN, FC mask and RNN side by side (SNR, SNRi), the RNN's gain over its FC mask baseline, a bar
+    plot, test_01 spectrograms."""
     feats = load_pair(ctx)
     rows = []
     for model, (dataset, prefix) in COMPARE.items():
         m = _read_metrics(model)
         if f"{prefix}_snr_db" not in m and f"{TAIL[1]}_snr_db" in m:
             dataset, prefix = TAIL
-        if model == "rnn":
+        if model in ("rnn", "mask_fc"):
             ctx.datasets.setdefault("timit_denoise", {"source": m["data_source"]})
         rows.append({"model": model, "dataset": dataset, "snr_db": m.get(f"{prefix}_snr_db"),
                      "snri_db": m.get(f"{prefix}_snri_db"), "snr_in_db": m.get(f"{prefix}_snr_in_db"),
                      "data_source": m["data_source"]})
-    ctx.write_metrics({r["model"]: {k: r[k] for k in ("dataset", "snr_db", "snri_db", "snr_in_db")} for r in rows})
+    by_model = {r["model"]: r for r in rows}
+    rnn, fc = by_model["rnn"]["snr_db"], by_model["mask_fc"]["snr_db"]
+    ctx.write_metrics({**{r["model"]: {k: r[k] for k in ("dataset", "snr_db", "snri_db", "snr_in_db")} for r in rows},
+                       # the recurrent model's memory, measured: same files, target and selection as mask_fc
+                       "rnn_gain_over_mask_fc_db": None if rnn is None or fc is None else rnn - fc})
 
     n_fft, hop, sr = feats.n_fft, feats.hop, feats.sr
     specs = [("noisy test_01", feats.test_01.mix.abs().T)]
