@@ -79,3 +79,37 @@ def test_bad_param_names_the_key(group):
     data["scale"] = [0.5, 0.1]
     with pytest.raises(UserError, match="data.cifar10.scale"):
         synth_cifar.generate(10, 10, 0, Params({"data": {"cifar10": data}}).sub("data.cifar10"))
+
+
+def _with(group: Params, **values) -> Params:
+    data = dict(group.as_dict())
+    data.update(values)
+    return Params({"data": {"cifar10": data}}).sub("data.cifar10")
+
+
+def _sky_above_fraction(x: np.ndarray) -> float:
+    top = x[:, :6].reshape(len(x), -1, 3).mean(1)
+    bottom = x[:, -6:].reshape(len(x), -1, 3).mean(1)
+    return float(np.mean(top[:, 2] - top[:, :2].mean(1) > bottom[:, 2] - bottom[:, :2].mean(1)))
+
+
+def test_close_ups_have_no_horizon(group):
+    """close_up 1: every image a close-up on a plain backdrop, so the sky-above cue is gone (only the object
+    says which way is up) and the border is one colour, not sky and ground; a bad value names its key."""
+    scenes = synth_cifar.generate(200, 10, 0, _with(group, close_up=0.0))[0]
+    close = synth_cifar.generate(200, 10, 0, _with(group, close_up=1.0))[0]
+    assert _sky_above_fraction(scenes) > 0.7
+    assert 0.25 < _sky_above_fraction(close) < 0.75  # a coin flip: no sky, no ground
+
+    def border_spread(x):  # per image: how far apart the top and bottom rows' mean colours are
+        return np.abs(x[:, 0].astype(float).mean(1) - x[:, -1].astype(float).mean(1)).sum(-1).mean()
+    assert border_spread(close) < 0.5 * border_spread(scenes)
+    with pytest.raises(UserError, match="data.cifar10.close_up"):
+        synth_cifar.generate(10, 10, 0, _with(group, close_up=1.5))
+
+
+def test_without_close_ups_the_scenes_are_unchanged_by_the_option(group):
+    """close_up 0 draws no extra random numbers: the zoom setting cannot change a single pixel."""
+    a = synth_cifar.generate(30, 10, 0, _with(group, close_up=0.0, close_up_zoom=1.0))
+    b = synth_cifar.generate(30, 10, 0, _with(group, close_up=0.0, close_up_zoom=2.5))
+    assert all(np.array_equal(u, v) for u, v in zip(a[:4], b[:4]))

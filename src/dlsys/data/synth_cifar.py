@@ -55,6 +55,8 @@ class _Config:
             clutter=p.int("clutter", lo=0, hi=20),
             lighting=p.float("lighting", lo=0.0, hi=1.0),
             noise_std=p.float("noise_std", lo=0.0, hi=0.5),
+            close_up=p.float("close_up", lo=0.0, hi=1.0),
+            close_up_zoom=p.float("close_up_zoom", lo=1.0, hi=3.0),
             chunk=p.int("chunk", lo=1),
         )
 
@@ -216,12 +218,19 @@ def _render(name: str, b: int, rng: np.random.Generator, cfg: _Config) -> np.nda
     ground_kind, (h_lo, h_hi), placement = _SCENES[name]
     horizon = cv.rand(h_lo, h_hi)
     _background(cv, ground_kind, horizon)
-    _clutter(cv, horizon, ground_kind)
+    # Close-ups (params `close_up`): the object large on a plain backdrop with no horizon, as many real
+    # CIFAR photos are; there only the object's own shape tells which way is up.
+    close = (rng.random((b, 1, 1)) < cfg.close_up) if cfg.close_up > 0 else np.zeros((b, 1, 1), dtype=bool)
+    _clutter(cv, horizon, ground_kind, allowed=~close)
+    if close.any():
+        backdrop = cv.bg_textured(cv.colour(_SKY + _GRASS + _ROAD + _FUR), cells=4, amount=0.6)
+        np.copyto(cv.img, backdrop, where=close[..., None])
 
     # Object pose: scale, position, facing direction (mirror), standing on the ground where it should.
     s = cv.rand(*cfg.scale)
     cx = 0.5 + cv.rand(-cfg.shift, cfg.shift)
     contact = _CONTACT[name]
+    s_close = np.minimum(s * cfg.close_up_zoom, 0.5)
     if placement == "air":
         cy = cv.rand(0.2, 0.6)
     elif placement == "any":
@@ -232,6 +241,9 @@ def _render(name: str, b: int, rng: np.random.Generator, cfg: _Config) -> np.nda
         if placement == "water":
             foot = np.minimum(horizon + cv.rand(0.02, 0.15), 0.97)
         cy = foot - contact * s
+    if close.any():  # centred vertically: the object's middle near the image's, a little jitter
+        cy = np.where(close, 0.5 + cv.rand(-0.06, 0.06) - 0.5 * contact * s_close, cy).astype(np.float32)
+        s = np.where(close, s_close, s).astype(np.float32)
     facing = np.where(rng.random((b, 1, 1)) < 0.5, -1.0, 1.0).astype(np.float32)
     u = facing * (cv.x - cx) / s
     v = (cv.y - cy) / s
@@ -256,12 +268,13 @@ def _background(cv: _Canvas, kind: str, horizon):
     np.copyto(cv.img, ground, where=(cv.y >= horizon)[..., None])
 
 
-def _clutter(cv: _Canvas, horizon, kind: str):
-    """Clouds in the sky, trees on the horizon, rocks/bushes on the ground; how many: params `clutter`."""
+def _clutter(cv: _Canvas, horizon, kind: str, allowed):
+    """Clouds in the sky, trees on the horizon, rocks/bushes on the ground; how many: params `clutter`;
+    only in the images where `allowed` (B, 1, 1)."""
     n = cv.cfg.clutter
     for _ in range(n):
         kind_draw = cv.rng.integers(0, 3, size=(cv.b, 1, 1))
-        present = cv.rng.random((cv.b, 1, 1)) < 0.6
+        present = (cv.rng.random((cv.b, 1, 1)) < 0.6) & allowed
         x0 = cv.rand(0.0, 1.0)
         # cloud
         cy = cv.rand(0.05, 0.35) * np.minimum(horizon, 1.0)

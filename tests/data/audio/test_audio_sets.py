@@ -154,6 +154,35 @@ def test_speech_commands_layout_splits_and_logreg(tmp_path):
     assert cal["logreg_test_acc"] > 2 * cal["majority_rate"] and cal["logreg_test_acc"] < 0.95
 
 
+def test_speech_commands_recording_conditions_are_params(tmp_path):
+    """channel_tilt_db, timbre_db and accent change the voices and channels, never the words, speakers or
+    splits; with the tilt at 0 no extra random number is drawn (the older sets come back exactly)."""
+    small = dict(clips_per_command=3, clips_per_unknown=2, unknown_words=["bed"], n_speakers=9,
+                 background_seconds=2.0)
+    base, _ = build(tmp_path / "a", "speech_commands", **small, channel_tilt_db=0.0)
+    tilted, _ = build(tmp_path / "b", "speech_commands", **small, channel_tilt_db=6.0)
+    accented, _ = build(tmp_path / "c", "speech_commands", **small, channel_tilt_db=0.0, accent=0.2, timbre_db=6.0)
+    again, _ = build(tmp_path / "d", "speech_commands", **small, channel_tilt_db=0.0)
+    sets_ = [load_speech_commands(r) for r in (base, tilted, accented, again)]
+    assert all(s.clips == sets_[0].clips and s.splits == sets_[0].splits for s in sets_)
+    clip = sets_[0].clips[0]
+    wav = [read_wav(r / clip, 16000) for r in (base, tilted, accented, again)]
+    assert np.array_equal(wav[0], wav[3])
+    assert not np.allclose(wav[0], wav[1]) and not np.allclose(wav[0], wav[2])
+    with pytest.raises(Exception, match="data.speech_commands.accent"):
+        build(tmp_path / "e", "speech_commands", **small, accent=-1.0)
+
+
+def test_speakers_accent_spreads_formant_targets():
+    from dlsys.data.audio.speech import make_speakers
+    flat = make_speakers(np.random.default_rng(0), 4, accent=0.0)
+    assert all(np.array_equal(s.idio, np.ones_like(s.idio)) for s in flat)
+    wide = make_speakers(np.random.default_rng(0), 40, accent=0.2)
+    narrow = make_speakers(np.random.default_rng(0), 40, accent=0.02)
+    spread = lambda spk: np.std(np.log(np.stack([s.idio for s in spk])))  # noqa: E731
+    assert spread(wide) == pytest.approx(10 * spread(narrow), rel=0.05)
+
+
 def test_speech_commands_real_install_from_archive(tmp_path):
     src = tmp_path / "src"
     for rel in ("yes/aa_nohash_0.wav", "no/bb_nohash_0.wav", "_background_noise_/white_noise.wav"):

@@ -477,7 +477,10 @@ def generate_speech_commands(out: Path, p: Params, seed: int) -> dict:
         phones(w)  # unknown word → clear error before any work
     snr = _range(p, "noise_snr_db")
     rate, pitch = _range(p, "rate_range", lo=0.1), _range(p, "pitch_range", lo=0.1)
+    tilt = p.float("channel_tilt_db", lo=0.0)
     rng = rng_for(seed, "speech_commands")
+    # Channels from their own stream: the tilt setting changes how clips sound, never which clips exist.
+    channel_rng = rng_for(seed, "speech_commands", "channel")
 
     # Background files first: clips take their noise from them, as augmentation in the real set does.
     bg_kinds = p.list("background_noises", item_type=str, min_len=1)
@@ -488,7 +491,8 @@ def generate_speech_commands(out: Path, p: Params, seed: int) -> dict:
                               .clip(-3.0, 3.0))
         write_wav(out / BACKGROUND / f"{kind}.wav", bg[kind], sr)
 
-    speakers = make_speakers(rng, p.int("n_speakers", lo=3))
+    speakers = make_speakers(rng, p.int("n_speakers", lo=3), timbre_db=p.float("timbre_db", lo=0.0),
+                             accent=p.float("accent", lo=0.0, hi=0.5))
     order = rng.permutation(len(speakers))
     n_val = max(1, int(round(p.float("validation_fraction", lo=0.0, hi=0.5) * len(speakers))))
     n_test = max(1, int(round(p.float("testing_fraction", lo=0.0, hi=0.5) * len(speakers))))
@@ -508,6 +512,8 @@ def generate_speech_commands(out: Path, p: Params, seed: int) -> dict:
             sid = int(rng.integers(len(speakers)))
             y = synthesize(["_"] + phones(word) + ["_"], speakers[sid], rng, sr,
                            rate=float(rng.uniform(*rate)), f0_scale=float(rng.uniform(*pitch)))
+            if tilt > 0:  # the recording's microphone and room, per clip
+                y = channel_tilt(y, float(channel_rng.uniform(-tilt, tilt)), sr=sr)
             y = y[:n]
             clip = np.zeros(n, np.float32)
             start = int(rng.integers(0, n - len(y) + 1))

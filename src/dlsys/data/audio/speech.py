@@ -36,6 +36,7 @@ FRICATION_GAIN = 1.5     # frication band-pass gain relative to the vowel cascad
 PAUSE_S = 0.18           # a short pause between words ('_')
 TIMBRE_HZ = (100.0, 250.0, 500.0, 1000.0, 2000.0, 3000.0, 4500.0, 8000.0)  # anchors of a voice's colouring
 TIMBRE_DB = 3.0          # default spread (std, dB) of the colouring between speakers
+ACCENT = 0.05            # default spread (log std) of a speaker's per-phoneme formant targets
 
 # kind: V vowel, D diphthong, N nasal, A approximant, F voiceless fricative, Z voiced fricative,
 # H aspirate, P voiceless plosive, B voiced plosive, C affricate.
@@ -115,8 +116,9 @@ class Speaker:
 
 
 def make_speakers(rng: np.random.Generator, n: int, start_id: int = 0, sexes: str = "mf",
-                  timbre_db: float = TIMBRE_DB) -> list[Speaker]:
-    """`n` random speakers; sexes cycles through `sexes` ("m" for male only); timbre_db: spread of timbre."""
+                  timbre_db: float = TIMBRE_DB, accent: float = ACCENT) -> list[Speaker]:
+    """`n` random speakers; sexes cycles through `sexes` ("m" for male only); timbre_db: spread of timbre;
+    accent: spread (log std) of each speaker's own per-phoneme formant targets."""
     out = []
     for i in range(n):
         sex = sexes[i % len(sexes)]
@@ -128,7 +130,7 @@ def make_speakers(rng: np.random.Generator, n: int, start_id: int = 0, sexes: st
             sid=start_id + i, sex=sex, f0=float(f0), f0_range=float(rng.uniform(2.0, 6.0)), vtl=float(vtl),
             tilt=float(rng.uniform(0.86, 0.97)), breathiness=float(breath),
             jitter=float(rng.uniform(0.004, 0.02)), rate=float(rng.uniform(0.85, 1.2)),
-            idio=np.exp(rng.normal(0.0, 0.05, size=(len(PHONES), 3))).astype(np.float64),
+            idio=np.exp(rng.normal(0.0, accent, size=(len(PHONES), 3))).astype(np.float64),
             timbre=rng.normal(0.0, timbre_db, len(TIMBRE_HZ))))
     return out
 
