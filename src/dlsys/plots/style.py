@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
+import matplotlib
 
-from dlsys.core.outputs import atomic_path
+matplotlib.use("Agg")  # no display on CI or servers
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from dlsys.core.outputs import atomic_path  # noqa: E402
 
 DPI = 110
-STYLE = {
+plt.rcParams.update({
     "figure.dpi": DPI,
     "axes.grid": True,
     "grid.alpha": 0.3,
@@ -19,21 +22,7 @@ STYLE = {
     "axes.spines.right": False,
     "font.size": 9,
     "svg.hashsalt": "dlsys",  # SVG element ids from a fixed salt, not a random uuid per save
-}
-
-
-@functools.cache
-def pyplot():
-    """matplotlib.pyplot without a display, in the shared style. Imported on the first figure, not at import
-    time: every stage imports this module, and most of a stage's start-up is imports."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display on CI or servers
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update(STYLE)
-    return plt
-
+})
 
 # What savefig would stamp into a file that changes with the date or the matplotlib version, not with the
 # figure: dropped, so the same figure gives the same bytes and DVC sees an unchanged output as unchanged.
@@ -46,7 +35,7 @@ NO_VOLATILE_METADATA = {
 
 def new_figure(ncols: int = 1, nrows: int = 1, size: tuple[float, float] | None = None, **kw):
     size = size or (5.0 * ncols, 3.6 * nrows)
-    return pyplot().subplots(nrows, ncols, figsize=size, squeeze=False, **kw)
+    return plt.subplots(nrows, ncols, figsize=size, squeeze=False, **kw)
 
 
 def titled(text: str, source: str) -> str:
@@ -58,14 +47,14 @@ def save_figure(fig, path: str | Path) -> Path:
     with atomic_path(path, suffix=path.suffix) as tmp:
         fmt = path.suffix.lstrip(".").lower() or "png"
         fig.savefig(tmp, format=fmt, bbox_inches="tight", metadata=NO_VOLATILE_METADATA.get(fmt))
-    pyplot().close(fig)
+    plt.close(fig)
     return path
 
 
 def image_grid(images: Sequence[np.ndarray | None], nrows: int, ncols: int, title: str,
                row_labels: Sequence[str] | None = None, cell: float = 0.7, cmap: str = "gray"):
     """A grid of images (H×W or H×W×3); `None` leaves a cell empty. Returns the figure."""
-    fig, axes = pyplot().subplots(nrows, ncols, figsize=(cell * ncols + 0.8, cell * nrows + 0.6), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(cell * ncols + 0.8, cell * nrows + 0.6), squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.set_xticks([])
         ax.set_yticks([])
