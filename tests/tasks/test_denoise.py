@@ -49,7 +49,7 @@ def test_recipes_read_the_denoise_group():
     assert isinstance(denoise.build_frame_model(fc.config(513)), FCDenoiser)
     assert isinstance(denoise.build_frame_model(cnn.config(513)), CNN1dDenoiser)
     rnn = denoise.RnnRecipe.from_params(p)
-    assert rnn.epochs == p.int("denoise.rnn.epochs")
+    assert rnn.training.epochs == p.int("denoise.rnn.epochs")
     assert isinstance(denoise.build_mask_model(rnn.config(513)), RNNMaskDenoiser)
     mask_fc = denoise.MaskFCRecipe.from_params(p)
     assert mask_fc.hidden == tuple(p.list("denoise.mask_fc.hidden")) and mask_fc.context == p.int("denoise.mask_fc.context")
@@ -57,9 +57,9 @@ def test_recipes_read_the_denoise_group():
     assert isinstance(built, FrameMaskFC) and built.net[0].in_features == 513 * (2 * mask_fc.context + 1)
     sp = denoise.Spectral.from_params(p)
     assert (sp.n_fft, sp.hop) == (p.int("denoise.stft.n_fft"), p.int("denoise.stft.hop"))
-    assert fc.inputs == rnn.inputs == mask_fc.inputs == denoise.ModelInput(p.raw("denoise.input"),
+    assert fc.inputs == rnn.training.inputs == mask_fc.training.inputs == denoise.ModelInput(p.raw("denoise.input"),
                                                                            p.float("denoise.log_floor"))
-    assert fc.divergence_multiple == rnn.divergence_multiple == mask_fc.divergence_multiple \
+    assert fc.divergence_multiple == rnn.training.divergence_multiple == mask_fc.training.divergence_multiple \
         == p.float("denoise.divergence_multiple")
 
 
@@ -204,8 +204,9 @@ def test_rnn_mask_denoiser_ignores_the_overall_gain():
     rng = np.random.default_rng(1)
     clean = [_speech_like(n, rng) for n in (3000, 4000, 3500, 2500)]
     noise = [0.1 * rng.standard_normal(len(s)).astype(np.float32) for s in clean]
-    r = denoise.RnnRecipe(cell="gru", hidden=16, layers=1, bidirectional=False, dropout=0.0, binary=False,
-                          t_trunc=20, epochs=3, batch_size=2, lr=1e-2, weight_decay=0.0, grad_clip=None, eval_batch=8)
+    r = denoise.RnnRecipe(cell="gru", hidden=16, layers=1, bidirectional=False, dropout=0.0,
+                          training=denoise.MaskTraining(binary=False, t_trunc=20, epochs=3, batch_size=2, lr=1e-2,
+                                                        weight_decay=0.0, grad_clip=None, eval_batch=8))
     runs = {}
     for c in (1.0, 0.01, 30.0):
         s, n = [c * a for a in clean], [c * a for a in noise]
@@ -215,7 +216,8 @@ def test_rnn_mask_denoiser_ignores_the_overall_gain():
         v = timit_split_features(x[3:], s[3:], n[3:], names[3:], N_FFT, HOP, "cpu", keep_waves=True)
         torch.manual_seed(0)
         model = denoise.build_mask_model(r.config(N_FFT // 2 + 1))
-        _, vp, hist = denoise.train_mask_model(model, tr, v, r, N_FFT, HOP, "cpu", torch.Generator().manual_seed(0))
+        _, vp, hist = denoise.train_mask_model(model, tr, v, r.training, N_FFT, HOP, "cpu",
+                                               torch.Generator().manual_seed(0))
         runs[c] = (denoise.denoise_split(model, vp, N_FFT, HOP, 8, False) / c, [row["val_snr_db"] for row in hist.rows])
     ref_est, ref_curve = runs[1.0]
     for c in (0.01, 30.0):

@@ -172,24 +172,10 @@ def build_frame_model(config: dict) -> torch.nn.Module:
     return CNN1dDenoiser(c["n_bins"], c["conv"], c["pool"], c["dropout"], c["out_act"])
 
 
-def _mask_training(g: Params, p: Params) -> dict:
-    """The fields every IBM mask model's recipe shares (params `denoise.rnn` / `denoise.mask_fc`): the mask
-    kind, training pieces, optimisation, evaluation batch, input transform and divergence limit."""
-    return dict(binary=g.choice("mask", ["soft", "binary"]) == "binary", t_trunc=g.int("t_trunc", lo=0),
-                epochs=g.int("epochs", lo=1), batch_size=g.int("batch_size", lo=1), lr=g.float("lr", gt=0.0),
-                weight_decay=g.float("weight_decay", lo=0.0), grad_clip=g.float("grad_clip", lo=0.0) or None,
-                eval_batch=g.int("eval_batch", lo=1), inputs=ModelInput.from_params(p),
-                divergence_multiple=divergence_limit(p))
-
-
 @dataclass(frozen=True)
-class RnnRecipe:
-    """params `denoise.rnn`."""
-    cell: str
-    hidden: int
-    layers: int
-    bidirectional: bool
-    dropout: float
+class MaskTraining:
+    """How every IBM mask model is trained and scored (params `denoise.rnn` / `denoise.mask_fc`): the mask
+    kind, training pieces, optimisation, evaluation batch, input transform and divergence limit."""
     binary: bool
     t_trunc: int
     epochs: int
@@ -202,11 +188,30 @@ class RnnRecipe:
     divergence_multiple: float = math.inf
 
     @classmethod
+    def from_group(cls, g: Params, p: Params) -> "MaskTraining":
+        return cls(binary=g.choice("mask", ["soft", "binary"]) == "binary", t_trunc=g.int("t_trunc", lo=0),
+                   epochs=g.int("epochs", lo=1), batch_size=g.int("batch_size", lo=1), lr=g.float("lr", gt=0.0),
+                   weight_decay=g.float("weight_decay", lo=0.0), grad_clip=g.float("grad_clip", lo=0.0) or None,
+                   eval_batch=g.int("eval_batch", lo=1), inputs=ModelInput.from_params(p),
+                   divergence_multiple=divergence_limit(p))
+
+
+@dataclass(frozen=True)
+class RnnRecipe:
+    """params `denoise.rnn`: the recurrent architecture and its training."""
+    cell: str
+    hidden: int
+    layers: int
+    bidirectional: bool
+    dropout: float
+    training: MaskTraining
+
+    @classmethod
     def from_params(cls, p: Params) -> "RnnRecipe":
         g = p.sub("denoise.rnn")
         return cls(cell=g.choice("cell", ["gru", "lstm"]), hidden=g.int("hidden", lo=1), layers=g.int("layers", lo=1),
                    bidirectional=g.bool("bidirectional"), dropout=g.float("dropout", lo=0.0, hi=0.95),
-                   **_mask_training(g, p))
+                   training=MaskTraining.from_group(g, p))
 
     def config(self, n_bins: int) -> dict:
         return {"kind": "rnn", "n_bins": n_bins, "cell": self.cell, "hidden": self.hidden, "layers": self.layers,
@@ -222,22 +227,13 @@ class MaskFCRecipe:
     hidden: tuple[int, ...]
     context: int
     dropout: float
-    binary: bool
-    t_trunc: int
-    epochs: int
-    batch_size: int
-    lr: float
-    weight_decay: float
-    grad_clip: float | None
-    eval_batch: int
-    inputs: ModelInput = ModelInput()
-    divergence_multiple: float = math.inf
+    training: MaskTraining
 
     @classmethod
     def from_params(cls, p: Params) -> "MaskFCRecipe":
         g = p.sub("denoise.mask_fc")
         return cls(hidden=tuple(g.list("hidden", int, min_len=1, lo=1)), context=g.int("context", lo=0),
-                   dropout=g.float("dropout", lo=0.0, hi=0.95), **_mask_training(g, p))
+                   dropout=g.float("dropout", lo=0.0, hi=0.95), training=MaskTraining.from_group(g, p))
 
     def config(self, n_bins: int) -> dict:
         return {"kind": "mask_fc", "n_bins": n_bins, "hidden": list(self.hidden), "context": self.context,
@@ -551,7 +547,7 @@ def denoise_split(model: torch.nn.Module, split: PaddedSplit, n_fft: int, hop: i
 MaskRecipe = RnnRecipe | MaskFCRecipe
 
 
-def train_mask_model(model: torch.nn.Module, tr: SplitFeatures, v: SplitFeatures, r: MaskRecipe, n_fft: int,
+def train_mask_model(model: torch.nn.Module, tr: SplitFeatures, v: SplitFeatures, r: MaskTraining, n_fft: int,
                      hop: int, device, generator: torch.Generator,
                      desc: str = "rnn") -> tuple[InputTransform, PaddedSplit, EpochLog]:
     """Fit a mask model (RNN or frame FC) on (truncated) training sequences; every epoch mean/median SNR
@@ -608,7 +604,8 @@ def _run_mask_model(ctx: StageContext, step: str, r: MaskRecipe, submission: Pat
     log.info("%s: %d parameters; %d train / %d v / %d te files", r.title(), n_params, len(feats.tr.names),
              len(feats.v.names), len(feats.te.names))
 
-    transform, vp, history = train_mask_model(model, feats.tr, feats.v, r, n_fft, hop, ctx.device, ctx.generator,
+    t = r.training
+    transform, vp, history = train_mask_model(model, feats.tr, feats.v, t, n_fft, hop, ctx.device, ctx.generator,
                                               desc=step)
     ok = usable(history, "val_snr_db")
     # The selected model on v, next to the unprocessed mixture and the oracle IBM (the ceiling of the task).
@@ -616,10 +613,10 @@ def _run_mask_model(ctx: StageContext, step: str, r: MaskRecipe, submission: Pat
     rep_oracle = snr_report_many(vp.clean_wave, oracle, vp.mix_wave, vp.lengths)
     est_v = est_te = None
     if ok:
-        est_v = denoise_split(model, vp, n_fft, hop, r.eval_batch, r.binary)
+        est_v = denoise_split(model, vp, n_fft, hop, t.eval_batch, t.binary)
         if submission is not None:
-            est_te = denoise_split(model, padded_split(feats.te, transform, ctx.device), n_fft, hop, r.eval_batch,
-                                   r.binary).cpu()
+            est_te = denoise_split(model, padded_split(feats.te, transform, ctx.device), n_fft, hop, t.eval_batch,
+                                   t.binary).cpu()
         ok = all(bool(torch.isfinite(e).all()) for e in (est_v, est_te) if e is not None)
     if ok:
         summary = snr_report_many(vp.clean_wave, est_v, vp.mix_wave, vp.lengths).summary("v_")
@@ -629,7 +626,7 @@ def _run_mask_model(ctx: StageContext, step: str, r: MaskRecipe, submission: Pat
                    "v_snr_db": None, "v_snr_median_db": None, "v_snri_db": None}
     clipped = _write_mask_outputs(ctx, feats, vp, est_v, est_te, submission)
     ctx.save_checkpoint(ctx.model_path(f"{step}.pt"), model, config,
-                        extra={"transform": transform.state(), "mask": "binary" if r.binary else "soft",
+                        extra={"transform": transform.state(), "mask": "binary" if t.binary else "soft",
                                **({} if ok else {"diverged": True})})
     last = history.rows[-1] if history.rows else {}
     metrics = {**summary, "v_snr_oracle_ibm_db": float(np.mean(rep_oracle.snr)),
