@@ -29,7 +29,7 @@ repro-real: install
 
 # Every stage on tiny sizes (params-smoke.yaml) in a throw-away copy of this checkout, in one process in DVC's
 # stage order: about two minutes, nothing in the workspace changes.
-# make smoke [KEEP=/tmp/smoke to keep the copy and its outputs] [DVC=1: through `dvc repro`, about 8 minutes]
+# make smoke [KEEP=/tmp/smoke to keep the copy and its outputs] [DVC=1: through `dvc repro`, about 8 minutes: 11-12 s of start-up per stage]
 smoke: install
 	$(BIN)/python -m dlsys.core.smoke $(if $(KEEP),--keep '$(KEEP)') $(if $(DVC),--dvc)
 
