@@ -33,8 +33,11 @@ repro-real: install
 smoke: install
 	$(BIN)/python -m dlsys.core.smoke $(if $(KEEP),--keep '$(KEEP)') $(if $(DVC),--dvc)
 
+# The suite on every core (pytest-xdist); each test file stays on one worker, so module fixtures are built once.
+# make test [TEST_JOBS=0: in this process, one core]
+TEST_JOBS ?= auto
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_JOBS) --dist loadfile
 
 # Micro-benchmarks (minutes). The pipeline benchmark re-runs the whole pipeline cold: `make bench-pipeline`.
 bench: install

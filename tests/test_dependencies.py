@@ -21,6 +21,8 @@ PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 RUNTIME_DIRS = ("src", "stages", "bench")
 # used through its command line as well as imported; listed so the check below does not depend on that
 COMMANDS = {"dvc"}
+# pytest plugins: pytest loads them through their `pytest11` entry point; no test imports them
+PLUGINS = {"pytest-xdist"}
 
 
 def _pins(path: Path) -> dict[str, Version]:
@@ -106,7 +108,15 @@ def test_every_declared_package_is_used():
         used |= _distributions(module)
     unused = set(RUNTIME) - used - COMMANDS
     assert not unused, f"declared but never imported: {sorted(unused)}"
-    assert not set(DEV) - used, f"dev extra lists tools no test imports: {sorted(set(DEV) - used)}"
+    assert not set(DEV) - used - PLUGINS, f"dev extra lists tools no test imports: {sorted(set(DEV) - used)}"
+
+
+@pytest.mark.parametrize("plugin", sorted(PLUGINS))
+def test_declared_plugins_are_pytest_plugins(plugin: str):
+    """A plugin exempted from the import check above must really be one that pytest loads."""
+    assert plugin in DEV, f"{plugin} is not in pyproject's dev extra"
+    points = md.distribution(plugin).entry_points.select(group="pytest11")
+    assert list(points), f"{plugin} declares no pytest11 entry point: it is not a pytest plugin"
 
 
 def test_requires_python_admits_no_version_a_pin_rejects():
