@@ -59,7 +59,9 @@ def test_scenes_are_upright(group):
     """Sky above, ground below: the top rows differ from the bottom rows consistently, so an upside-down
     image is detectable. Cheap check: the brightness gradient of the sky (lighter towards the horizon)
     and the sky/ground split make top and bottom halves statistically different in most images."""
-    x, _, _, _, _ = synth_cifar.generate(200, 10, 0, group)
+    # The statistic reads colour (a blue sky), which `colour_jitter` scrambles on purpose at the default 1.0;
+    # the layout under test does not depend on it, so it is read at 0.5.
+    x, _, _, _, _ = synth_cifar.generate(200, 10, 0, _with(group, colour_jitter=0.5))
     top = x[:, :8].reshape(len(x), -1, 3).mean(1)
     bottom = x[:, -8:].reshape(len(x), -1, 3).mean(1)
     # The top (sky) is bluer than the bottom (ground) in the large majority of scenes.
@@ -96,8 +98,8 @@ def _sky_above_fraction(x: np.ndarray) -> float:
 def test_close_ups_have_no_horizon(group):
     """close_up 1: every image a close-up on a plain backdrop, so the sky-above cue is gone (only the object
     says which way is up) and the border is one colour, not sky and ground; a bad value names its key."""
-    scenes = synth_cifar.generate(200, 10, 0, _with(group, close_up=0.0))[0]
-    close = synth_cifar.generate(200, 10, 0, _with(group, close_up=1.0))[0]
+    scenes = synth_cifar.generate(200, 10, 0, _with(group, close_up=0.0, colour_jitter=0.5))[0]
+    close = synth_cifar.generate(200, 10, 0, _with(group, close_up=1.0, colour_jitter=0.5))[0]
     assert _sky_above_fraction(scenes) > 0.7
     assert 0.25 < _sky_above_fraction(close) < 0.75  # a coin flip: no sky, no ground
 
