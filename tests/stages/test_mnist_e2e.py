@@ -15,7 +15,8 @@ TINY = {
     "mnist.init_study.hidden": [32] * 5, "mnist.init_study.epochs": 1, "mnist.init_study.log_every": 2,
     "mnist.dropout_study.hidden": [32] * 5, "mnist.dropout_study.epochs": 1,
     "mnist.dropout_study.train_eval_n": 100,
-    "mnist.svd.finetune.epochs": 1, "mnist.svd.in_loop.epochs": 1,
+    "mnist.svd.finetune.epochs": 1, "mnist.svd.in_loop.epochs": 1, "mnist.svd.finetune.n_val": 100,
+    "mnist.svd.in_loop.n_val": 100,
     "mnist.svd.rank": 5, "mnist.svd.ranks": [5, 20, "full"],
 }
 STAGES = ["mnist_train_mlp", "mnist_analyze_mlp", "mnist_init_study", "mnist_dropout_study",

@@ -154,6 +154,72 @@ def test_a_diverging_learning_rate_is_recorded_not_raised():
     assert not math.isfinite(hist.rows[-1]["train_loss"]) and "test_acc" not in hist.rows[-1]
 
 
+GRID = {"lr": [1e30, 1e-2], "dropout_hidden": [0.0, 0.5], "n_val": 60}
+
+
+def _select(data: MnistTensors):
+    from types import SimpleNamespace
+
+    def make_model():
+        return MLP(MLPConfig(hidden=[32, 32], dropout_hidden=0.2), generator=torch.Generator().manual_seed(0))
+
+    return mnist.select_and_refit(SimpleNamespace(seed=3), make_model, data, TrainConfig(**TRAIN),
+                                  mnist.SettingGrid.from_params(Params(GRID)), desc="t")
+
+
+def test_the_setting_is_chosen_on_carved_validation_images_and_refit_on_all_training_images():
+    """Four settings: the diverging lr never wins; the winner is the best validation score; the refit run
+    trains on every training image with the chosen setting, and the model says which dropout it has.
+    Bugs caught: choosing on test data, a NaN score winning max(), refitting with the wrong setting."""
+    data = _blobs()
+    chosen = _select(data)
+    c = chosen.candidates
+    assert [(r["lr"], r["dropout_hidden"]) for r in c] == [(1e30, 0.0), (1e30, 0.5), (1e-2, 0.0), (1e-2, 0.5)]
+    assert [r["diverged"] for r in c] == [True, True, False, False] and c[0]["val_acc"] is None
+    best = max(c[2:], key=lambda r: r["val_acc"])
+    assert (chosen.lr, chosen.dropout_hidden) == (best["lr"], best["dropout_hidden"]) == (1e-2, 0.0)
+    assert chosen.model.cfg.dropout_hidden == chosen.dropout_hidden
+    assert all(d.p == chosen.dropout_hidden for d in list(chosen.model.drops)[1:])
+    assert not chosen.hist.diverged and chosen.hist.last["test_acc"] > 0.9
+    assert "60 validation images carved from the training set" in chosen.selection
+    assert "all 300 training images" in chosen.selection
+
+
+def test_the_choice_does_not_depend_on_the_test_set():
+    """The same training set with scrambled test labels: every candidate's score and the choice repeat."""
+    data = _blobs()
+    scrambled = MnistTensors(data.x_train, data.y_train, data.x_test, data.y_test.flip(0), data.source)
+    assert _select(data).candidates == _select(scrambled).candidates
+
+
+def test_the_validation_images_are_training_images_disjoint_from_the_rest():
+    data = _blobs()
+    split = mnist.carve_validation(data, 60, seed=3)
+    assert len(split.x_test) == 60 and len(split.x_train) == 240
+    rows = {tuple(r.tolist()) for r in data.x_train}
+    assert all(tuple(r.tolist()) in rows for r in split.x_test)
+    assert not {tuple(r.tolist()) for r in split.x_test} & {tuple(r.tolist()) for r in split.x_train}
+    with pytest.raises(UserError, match="'mnist.svd.finetune.n_val' = 300 validation images must be fewer than "
+                                        "the 300 training images"):
+        mnist.carve_validation(data, 300, seed=3, key="mnist.svd.finetune.n_val")
+
+
+@pytest.mark.parametrize("grid, message", [
+    ({"lr": [1e-3, 0.0]}, "'lr' must be > 0"),
+    ({"lr": []}, "'lr' must be a list of at least 1"),
+    ({"dropout_hidden": [0.2, 1.0]}, "'dropout_hidden' must be <= 0.99"),
+    ({"dropout_hidden": "0.2"}, "'dropout_hidden' must be a finite number"),
+])
+def test_a_meaningless_setting_grid_is_refused_naming_the_key(grid, message):
+    with pytest.raises(UserError, match=message):
+        mnist.SettingGrid.from_params(Params({**GRID, **grid}))
+
+
+def test_one_setting_means_no_choice_and_no_validation_split():
+    grid = mnist.SettingGrid.from_params(Params({"lr": 1e-3, "dropout_hidden": 0.2, "n_val": 60}))
+    assert grid.settings == [(1e-3, 0.2)]
+
+
 def test_subspace_tracking_of_a_diverged_weight_returns_nan_instead_of_raising():
     """SVD in the loop with oversampling runs an SVD per step; a NaN weight mid-epoch must not crash."""
     W = torch.randn(40, 30, generator=torch.Generator().manual_seed(0))
@@ -173,7 +239,7 @@ TINY = {
     "mnist.init_study.batch_size": 64,
     "mnist.dropout_study.hidden": [16] * 5, "mnist.dropout_study.epochs": 2,
     "mnist.dropout_study.train_eval_n": 50, "mnist.dropout_study.batch_size": 64,
-    "mnist.svd.finetune.epochs": 2, "mnist.svd.in_loop.epochs": 2, "mnist.svd.finetune.batch_size": 64,
+    "mnist.svd.finetune.epochs": 2, "mnist.svd.finetune.n_val": 60, "mnist.svd.in_loop.n_val": 60, "mnist.svd.in_loop.epochs": 2, "mnist.svd.finetune.batch_size": 64,
     "mnist.svd.in_loop.batch_size": 64, "mnist.svd.rank": 5, "mnist.svd.ranks": [5, "full"],
 }
 RUNS = {"mnist_train_mlp": mnist.run_train_mlp, "mnist_analyze_mlp": mnist.run_analyze_mlp,
@@ -281,7 +347,14 @@ def test_the_stages_agree_on_a_good_baseline(lab, capsys):
     assert ft["init"] == "svd" and ft["max_abs_logit_diff_vs_sweep"] < 1e-3
     assert ft["test_acc_before"] == sweep["sweep"][0]["test_acc"] == ft["sweep_test_acc_at_rank"]
     assert ft["diverged"] is False and 0 < ft["param_ratio"] < 1
-    assert ft["selection"] == "final epoch (no selection)"
+    # lr and dropout chosen on validation images carved from the training set, the best one retrained
+    assert "60 validation images carved from the training set" in ft["selection"]
+    assert "all 300 training images, final epoch" in ft["selection"] and ft["n_val"] == 60
+    scored = [c for c in ft["candidates"] if c["val_acc"] is not None]
+    assert len(ft["candidates"]) == 4 and scored
+    assert max(scored, key=lambda c: c["val_acc"])["lr"] == ft["lr"]
+    assert load_torch(lab / "data/models/mnist/mlp_svd_finetune.pt")["config"]["mlp"]["dropout_hidden"] == \
+        ft["dropout_hidden"]
     assert "seconds" not in json.dumps(ft)  # timings live in timings/, not in metrics
     assert json.loads((lab / "timings/mnist/svd_finetune.json").read_text())["train_seconds"] > 0
 

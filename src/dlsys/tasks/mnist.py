@@ -28,7 +28,7 @@ import logging
 import math
 import statistics
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -185,10 +185,11 @@ class TrainConfig:
     shift_px: int = 0
 
     @classmethod
-    def from_params(cls, p: Params) -> "TrainConfig":
+    def from_params(cls, p: Params, with_lr: bool = True) -> "TrainConfig":
+        """`with_lr=False`: the group's lr is a grid that `select_and_refit` reads (SettingGrid)."""
         return cls(
             optimizer=p.choice("optimizer", OPTIMIZERS),
-            lr=learning_rate(p),
+            lr=learning_rate(p) if with_lr else cls.lr,
             weight_decay=p.float("weight_decay", lo=0.0, default=0.0),
             schedule=p.choice("schedule", SCHEDULES, default="none"),
             epochs=p.int("epochs", lo=1),
@@ -224,6 +225,98 @@ def warn_diverged(ctx: StageContext, hist: EpochLog, what: str, lr: float, saved
     if hist.diverged:
         log.warning("%s diverged at epoch %s (lr %g): recorded in %s%s", what, hist.diverged_at, lr,
                     ctx.metrics_path, "; its model is saved marked diverged" if saved else "")
+
+
+def number_grid(p: Params, key: str, lo: float | None = None, hi: float | None = None) -> list[float]:
+    """A number or a list of candidate numbers (`lr: 0.001` or `lr: [1.0e-4, 1.0e-3]`), range-checked."""
+    if isinstance(p.raw(key), list):
+        return [float(v) for v in p.list(key, min_len=1, lo=lo, hi=hi)]
+    return [p.float(key, lo=lo, hi=hi)]
+
+
+@dataclass(frozen=True)
+class SettingGrid:
+    """Candidate (lr, hidden dropout) settings of a fine-tune, chosen on validation images carved from the
+    training set (params `lr`, `dropout_hidden`, `n_val` of the group). One setting: nothing to choose."""
+
+    lrs: tuple[float, ...]
+    dropouts: tuple[float, ...]
+    n_val: int
+    n_val_key: str = "n_val"  # for the error message
+
+    @classmethod
+    def from_params(cls, p: Params) -> "SettingGrid":
+        lrs = number_grid(p, "lr", lo=0.0)
+        if any(lr <= 0 for lr in lrs):
+            raise UserError(f"params.yaml: '{p._key('lr')}' must be > 0 (a zero learning rate trains nothing), "
+                            f"got {p.raw('lr')!r}")
+        return cls(tuple(lrs), tuple(number_grid(p, "dropout_hidden", lo=0.0, hi=0.99)),
+                   p.int("n_val", lo=1), p._key("n_val"))
+
+    @property
+    def settings(self) -> list[tuple[float, float]]:
+        return [(lr, d) for lr in self.lrs for d in self.dropouts]
+
+
+def carve_validation(data: MnistTensors, n_val: int, seed: int, key: str = "n_val") -> MnistTensors:
+    """The training set split in two: `x_train` the rest, `x_test` the seeded validation images."""
+    from dlsys.features.augment import validation_split
+
+    n = len(data.x_train)
+    if n_val >= n:
+        raise UserError(f"params.yaml: '{key}' = {n_val} validation images must be fewer than the {n} "
+                        f"training images")
+    tr, va = (torch.as_tensor(i, device=data.x_train.device) for i in validation_split(n, n_val, seed))
+    return MnistTensors(data.x_train[tr], data.y_train[tr], data.x_train[va], data.y_train[va], data.source)
+
+
+def with_hidden_dropout(model: MLP, p: float) -> MLP:
+    """The same network with dropout p on every hidden layer's input (its config says so, for the checkpoint)."""
+    for drop in list(model.drops)[1:]:
+        drop.p = p
+    model.cfg = replace(model.cfg, dropout_hidden=p)
+    return model
+
+
+@dataclass
+class Selected:
+    """What `select_and_refit` returns: the refit model and run, the chosen setting and every candidate's score."""
+    model: nn.Module
+    hist: EpochLog
+    lr: float
+    dropout_hidden: float
+    candidates: list[dict]
+    selection: str
+
+
+def select_and_refit(ctx: StageContext, make_model, data: MnistTensors, tc: TrainConfig, grid: SettingGrid,
+                     desc: str) -> Selected:
+    """Train every setting on the training set minus `grid.n_val` validation images, choose the best
+    final-epoch validation accuracy (first listed on a tie; a diverged run never wins), then train the
+    chosen setting again from the same start on the whole training set and keep its final epoch. Every run
+    uses the stage's seed, so settings differ only in the setting. The test images are never looked at."""
+    settings = grid.settings
+    candidates: list[dict] = []
+    if len(settings) > 1:
+        split = carve_validation(data, grid.n_val, ctx.seed, grid.n_val_key)
+        for lr, drop in settings:
+            model = with_hidden_dropout(make_model(), drop)
+            hist = train_classifier(model, split, replace(tc, lr=lr), torch.Generator().manual_seed(ctx.seed),
+                                    desc=f"{desc} lr={lr:g} dropout={drop:g} (validation)")
+            val = None if hist.diverged else hist.last["test_acc"]
+            candidates.append({"lr": lr, "dropout_hidden": drop, "val_acc": val, "diverged": hist.diverged})
+            log.info("%s: lr %g, dropout %g: validation accuracy %s", desc, lr, drop, val)
+        finite = [c for c in candidates if c["val_acc"] is not None]
+        best = max(finite, key=lambda c: c["val_acc"]) if finite else candidates[0]
+        lr, drop = best["lr"], best["dropout_hidden"]
+        selection = (f"lr and hidden dropout chosen from {len(settings)} settings by final-epoch accuracy on "
+                     f"{grid.n_val} validation images carved from the training set; the chosen setting "
+                     f"retrained on all {len(data.x_train)} training images, final epoch")
+    else:
+        (lr, drop), selection = settings[0], FINAL_EPOCH
+    model = with_hidden_dropout(make_model(), drop)
+    hist = train_classifier(model, data, replace(tc, lr=lr), torch.Generator().manual_seed(ctx.seed), desc=desc)
+    return Selected(model, hist, lr, drop, candidates, selection)
 
 
 def _note_png(path: Path, text: str, source: str) -> None:
@@ -697,9 +790,11 @@ def plot_rank_sweep(rows: list[dict], base_acc: float, out: Path, source: str,
 def run_svd_finetune(ctx: StageContext) -> None:
     """W1…W5 as two trainable factors W = U Vᵀ (rank D), initialised from the plain SVD (the course's) or
     from the factors fitted to the activations (mnist.svd.finetune.init), checked against the matching
-    rank-D network of mnist_compress_svd's sweep, then fine-tuned with a smaller learning rate."""
+    rank-D network of mnist_compress_svd's sweep, then fine-tuned. Its lr and hidden dropout are chosen on
+    validation images carved from the training set (`select_and_refit`); the test set only scores the result."""
     q = ctx.params.sub("mnist.svd")
-    tc = TrainConfig.from_params(q.sub("finetune"))
+    tc = TrainConfig.from_params(q.sub("finetune"), with_lr=False)
+    grid = SettingGrid.from_params(q.sub("finetune"))
     data = load_data(ctx)
     base, base_diverged = load_baseline(ctx)
     shapes = weight_shapes(base)
@@ -721,13 +816,19 @@ def run_svd_finetune(ctx: StageContext) -> None:
     if init == "svd":  # the course's: the plain truncated SVD
         svds = layer_svds(base, n_comp)
         start = reconstructed_model(base, svds, rank)
-        model = factorized_model(base, svds, rank)
+
+        def make_model() -> nn.Module:
+            return factorized_model(base, svds, rank)
     else:  # the factors fitted to the activations (mnist_compress_svd's sweep_calibrated at this rank)
         low = calibrated_low_rank(ctx, base, data, n_comp, rank)
         start = calibrated_model(base, low)
-        model = copy.deepcopy(base)
-        for i, lo in enumerate(low):
-            model.layers[i] = FactorizedLinear(lo.A, lo.B, lo.bias)
+
+        def make_model() -> nn.Module:
+            model = copy.deepcopy(base)
+            for i, lo in enumerate(low):
+                model.layers[i] = FactorizedLinear(lo.A, lo.B, lo.bias)
+            return model
+    model = make_model()
     sweep_logits = predict_logits(start, data.x_test)
     fact_logits = predict_logits(model, data.x_test)
     sweep_correct = int((sweep_logits.argmax(1) == data.y_test).sum())
@@ -738,24 +839,28 @@ def run_svd_finetune(ctx: StageContext) -> None:
                            f"{sweep_correct} correct (max logit difference {logit_diff:.3g})")
     before = evaluate(model, data.x_test, data.y_test)
 
-    hist = train_classifier(model, data, tc, ctx.generator, desc=f"svd finetune D={rank}")
+    chosen = select_and_refit(ctx, make_model, data, tc, grid, desc=f"svd finetune D={rank}")
+    model, hist = chosen.model, chosen.hist
     after = evaluate(model, data.x_test, data.y_test) if not hist.diverged else {"acc": None, "loss": None}
-    ctx.save_checkpoint(out_model, model, {"mlp": asdict(base.cfg), "rank": rank, "n_compressed": n_comp},
+    ctx.save_checkpoint(out_model, model, {"mlp": asdict(model.cfg), "rank": rank, "n_compressed": n_comp},
                         extra={"diverged": True} if hist.diverged else None)
     ctx.write_metrics({
-        "rank": rank, "init": init, "test_acc_before": before["acc"],
-        "sweep_test_acc_at_rank": sweep_correct / len(data.y_test),
+        "rank": rank, "init": init, "lr": chosen.lr, "dropout_hidden": chosen.dropout_hidden,
+        "test_acc_before": before["acc"], "sweep_test_acc_at_rank": sweep_correct / len(data.y_test),
         "max_abs_logit_diff_vs_sweep": logit_diff, "test_acc": after["acc"], "test_loss": after["loss"],
         **{k: v for k, v in size.items() if k != "rank"}, **hist.summary(),
-    }, selection=FINAL_EPOCH)
+        **({"n_val": grid.n_val, "candidates": chosen.candidates} if chosen.candidates else {}),
+    }, selection=chosen.selection)
     ctx.time(train_seconds=round(hist.seconds, 2))
-    warn_diverged(ctx, hist, f"the rank-{rank} fine-tune", tc.lr)
+    warn_diverged(ctx, hist, f"the rank-{rank} fine-tune", chosen.lr)
     rows = [{"epoch": 0, "test_acc": before["acc"], "test_loss": before["loss"]}]
     rows += [{k: r.get(k) for k in ("epoch", "train_loss", "test_loss", "test_acc")} for r in hist.rows]
     with ctx.plots() as out:
-        plot_history(rows, out, f"factorized fine-tune, D={rank}, {n_params:,} params", ctx.source,
-                     diverged_at=hist.diverged_at, xlabel=f"epoch (0 = the {init} initialisation)")
-    log.info("D=%d: %.4f before, %s after fine-tuning (%d params)", rank, before["acc"], after["acc"], n_params)
+        plot_history(rows, out, f"factorized fine-tune, D={rank}, {n_params:,} params, lr {chosen.lr:g}, "
+                     f"dropout {chosen.dropout_hidden:g}", ctx.source, diverged_at=hist.diverged_at,
+                     xlabel=f"epoch (0 = the {init} initialisation)")
+    log.info("D=%d: %.4f before, %s after fine-tuning (%d params; lr %g, dropout %g)", rank, before["acc"],
+             after["acc"], n_params, chosen.lr, chosen.dropout_hidden)
 
 
 # ==================================================================== mnist_svd_in_loop
@@ -777,11 +882,13 @@ def time_dense_epochs(model: nn.Module, data: MnistTensors, tc: TrainConfig, epo
 
 def run_svd_in_loop(ctx: StageContext) -> None:
     """Fine-tune the baseline with the rank-D projection of W1…W5 in every forward pass (warm-started
-    subspace iteration per matrix per step), straight-through in the backward pass; the epoch-time ratio
+    subspace iteration per matrix per step), straight-through in the backward pass; lr and hidden dropout
+    chosen on validation images carved from the training set (`select_and_refit`). The epoch-time ratio
     against a dense epoch of the same model, optimizer and batches goes to timings/."""
     q = ctx.params.sub("mnist.svd")
     ql = q.sub("in_loop")
-    tc = TrainConfig.from_params(ql)
+    tc = TrainConfig.from_params(ql, with_lr=False)
+    grid = SettingGrid.from_params(ql)
     oversample, power_iters = ql.int("oversample", lo=0), ql.int("power_iters", lo=1)
     timing_epochs = ql.int("timing_epochs", lo=1)
     data = load_data(ctx)
@@ -800,18 +907,23 @@ def run_svd_in_loop(ctx: StageContext) -> None:
         return
 
     before = evaluate(reconstructed_model(base, layer_svds(base, n_comp), rank), data.x_test, data.y_test)
-    dense_times = time_dense_epochs(base, data, tc, timing_epochs, ctx.seed)
-    model = projected_model(base, n_comp, rank, oversample=oversample, power_iters=power_iters)
-    hist = train_classifier(model, data, tc, ctx.generator, desc=f"svd in loop D={rank}")
+    dense_times = time_dense_epochs(base, data, replace(tc, lr=grid.lrs[0]), timing_epochs, ctx.seed)
+
+    def make_model() -> nn.Module:
+        return projected_model(base, n_comp, rank, oversample=oversample, power_iters=power_iters)
+
+    chosen = select_and_refit(ctx, make_model, data, tc, grid, desc=f"svd in loop D={rank}")
+    model, hist = chosen.model, chosen.hist
     loop_epoch, dense_epoch = statistics.median(hist.epoch_seconds), statistics.median(dense_times)
     ratio = loop_epoch / dense_epoch
     ctx.time(epoch_seconds_svd_in_loop=round(loop_epoch, 3), epoch_seconds_baseline=round(dense_epoch, 3),
              epoch_time_ratio=round(ratio, 3), epoch_time_ratio_goal=1.3)
 
-    final_w = dense_model(model, base)
-    ctx.save_checkpoint(out_model, final_w, asdict(base.cfg),
+    final_w = with_hidden_dropout(dense_model(model, base), chosen.dropout_hidden)
+    ctx.save_checkpoint(out_model, final_w, asdict(final_w.cfg),
                         extra={"rank": rank, **({"diverged": True} if hist.diverged else {})})
-    metrics = {**settings, "test_acc_before": before["acc"], **hist.summary()}
+    metrics = {**settings, "lr": chosen.lr, "dropout_hidden": chosen.dropout_hidden,
+               "test_acc_before": before["acc"], **hist.summary()}
     if hist.diverged:
         metrics.update(test_acc=None, test_acc_tracked_projection=None, test_acc_full_weights=None)
     else:
@@ -824,8 +936,10 @@ def run_svd_in_loop(ctx: StageContext) -> None:
         metrics.update(test_acc=compressed["acc"], test_acc_tracked_projection=tracked["acc"],
                        test_acc_full_weights=evaluate(final_w, data.x_test, data.y_test)["acc"],
                        final_error_ratio_vs_exact_svd=[round(e, 5) for e in err_ratio])
-    ctx.write_metrics(metrics, selection=FINAL_EPOCH)
-    warn_diverged(ctx, hist, f"the rank-{rank} SVD-in-the-loop run", tc.lr)
+    if chosen.candidates:
+        metrics.update(n_val=grid.n_val, candidates=chosen.candidates)
+    ctx.write_metrics(metrics, selection=chosen.selection)
+    warn_diverged(ctx, hist, f"the rank-{rank} SVD-in-the-loop run", chosen.lr)
 
     rows = [{"epoch": 0, "test_acc": before["acc"]}]
     rows += [{k: r.get(k) for k in ("epoch", "train_loss", "test_loss", "test_acc")} for r in hist.rows]
