@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from dlsys.models.har import CNN1dHAR, DenseHAR, build, n_params
+from dlsys.models.har import CNN1dHAR, DenseHAR, build, conv1d_gemm, n_params
 
 
 def test_dense_parameter_count_matches_lecture():
@@ -80,12 +80,12 @@ def test_cnn1d_receptive_field_spans_75_samples_through_the_pooling():
     model = CNN1dHAR(channels=3, n_classes=6).eval()
     x = torch.randn(1, 80, 3)
     with torch.no_grad():
-        base = model.features(x.transpose(1, 2))[0, :, 0]
+        base = model.time_features(x)[0, 0]
 
         def first_step_moves(t: int) -> bool:
             x2 = x.clone()
             x2[0, t] += 5.0
-            return not torch.equal(model.features(x2.transpose(1, 2))[0, :, 0], base)
+            return not torch.equal(model.time_features(x2)[0, 0], base)
 
     assert first_step_moves(0) and first_step_moves(74)
     assert not first_step_moves(75) and not first_step_moves(79)
@@ -93,3 +93,34 @@ def test_cnn1d_receptive_field_spans_75_samples_through_the_pooling():
     with pytest.raises(RuntimeError):
         model(torch.randn(1, 74, 3))
     assert model(torch.randn(1, 75, 3)).shape == (1, 6)
+
+
+@pytest.mark.parametrize("in_c, out_c, k, length", [(3, 100, 10, 80), (100, 160, 10, 21), (4, 5, 1, 7), (2, 3, 7, 7)])
+def test_the_gemm_convolution_is_conv1d_forward_and_backward(in_c, out_c, k, length):
+    """conv1d_gemm on channels-last input = nn.Conv1d on channels-first, values and every gradient.
+    Bugs caught: unfolding into (k, C) order against the weight's (C, k), an off-by-one output length."""
+    g = torch.Generator().manual_seed(0)
+    conv = torch.nn.Conv1d(in_c, out_c, k)
+    x = torch.randn(6, length, in_c, generator=g, requires_grad=True)
+    weight = torch.randn(6, length - k + 1, out_c, generator=g)
+    ours = conv1d_gemm(x, conv)
+    (ours * weight).sum().backward()
+    grads = [t.grad.clone() for t in (x, conv.weight, conv.bias)]
+    for t in (x, conv.weight, conv.bias):
+        t.grad = None
+    ref = conv(x.transpose(1, 2)).transpose(1, 2)
+    (ref * weight).sum().backward()
+    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)
+    for ours_g, t in zip(grads, (x, conv.weight, conv.bias)):
+        torch.testing.assert_close(ours_g, t.grad, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("length", [75, 80, 83])
+def test_the_cnn_forward_is_the_lecture_stack_of_conv1d_and_max_pool(length):
+    """The GEMM forward computes what `features` (Conv1d, MaxPool1d with its floor) computes."""
+    torch.manual_seed(0)
+    model = CNN1dHAR(channels=3, n_classes=6).eval()
+    x = torch.randn(4, length, 3)
+    with torch.no_grad():
+        ref = model.out(model.features(x.transpose(1, 2)).mean(dim=2))
+        torch.testing.assert_close(model(x), ref, rtol=1e-4, atol=1e-5)
