@@ -167,12 +167,22 @@ def _select(data: MnistTensors):
                                   mnist.SettingGrid.from_params(Params(GRID)), desc="t")
 
 
-def test_the_setting_is_chosen_on_carved_validation_images_and_refit_on_all_training_images():
+def test_the_setting_is_chosen_on_carved_validation_images_and_refit_on_all_training_images(monkeypatch):
     """Four settings: the diverging lr never wins; the winner is the best validation score; the refit run
     trains on every training image with the chosen setting, and the model says which dropout it has.
-    Bugs caught: choosing on test data, a NaN score winning max(), refitting with the wrong setting."""
+    Bugs caught: choosing on test data, a NaN score winning max(), refitting with the wrong setting or on
+    the reduced training set."""
     data = _blobs()
+    runs = []  # (training images, scored images, lr) of every run select_and_refit makes
+    real_train = mnist.train_classifier
+
+    def spy(model, d, cfg, *args, **kwargs):
+        runs.append((len(d.x_train), len(d.x_test), cfg.lr))
+        return real_train(model, d, cfg, *args, **kwargs)
+
+    monkeypatch.setattr(mnist, "train_classifier", spy)
     chosen = _select(data)
+    assert runs == [(240, 60, 1e30), (240, 60, 1e30), (240, 60, 1e-2), (240, 60, 1e-2), (300, 100, 1e-2)]
     c = chosen.candidates
     assert [(r["lr"], r["dropout_hidden"]) for r in c] == [(1e30, 0.0), (1e30, 0.5), (1e-2, 0.0), (1e-2, 0.5)]
     assert [r["diverged"] for r in c] == [True, True, False, False] and c[0]["val_acc"] is None
