@@ -31,9 +31,9 @@ class DenseHAR(nn.Module):
 
 def conv1d_gemm(x: torch.Tensor, conv: nn.Conv1d) -> torch.Tensor:
     """`conv`'s valid, stride-1 convolution on channels-last x (B, L, C) → (B, L - k + 1, out): one GEMM
-    over the unfolded windows. Why not `conv(x)`: oneDNN's CPU convolution gave one of two trained HAR
-    models from run to run with the same seed (its result depends on scheduling), while a GEMM and the
-    unfold's gather repeat exactly, at about 1.5× its time for this small net."""
+    over the unfolded windows. Why not `conv(x)`: through oneDNN's CPU convolution the same seed gave one of
+    two trained HAR models from process to process (cause not pinned down); this path repeated in every
+    check (README, Known limitations), at about 1.5× the convolution time for this small net."""
     out_c, in_c, k = conv.weight.shape
     cols = x.unfold(1, k, 1)                                      # (B, L', C, k): C-major, like the weight
     return F.linear(cols.reshape(*cols.shape[:2], in_c * k), conv.weight.reshape(out_c, in_c * k), conv.bias)

@@ -48,6 +48,7 @@ from dlsys.core.seed import seed_everything
 from dlsys.evaluation.classification import accuracy
 from dlsys.evaluation.embedding import (assigned_top_k, knn_accuracy, pca_2d, silhouette, top_k_per_column,
                                         tsne_2d)
+from dlsys.features.augment import validation_split
 from dlsys.models.mlp import MLP, MLPConfig, config_from_params, mlp_from_checkpoint
 from dlsys.plots import image_grid, new_figure, save_figure, titled
 from dlsys.plots.history import plot_history
@@ -260,8 +261,6 @@ class SettingGrid:
 
 def carve_validation(data: MnistTensors, n_val: int, seed: int, key: str = "n_val") -> MnistTensors:
     """The training set split in two: `x_train` the rest, `x_test` the seeded validation images."""
-    from dlsys.features.augment import validation_split
-
     n = len(data.x_train)
     if n_val >= n:
         raise UserError(f"params.yaml: '{key}' = {n_val} validation images must be fewer than the {n} "
