@@ -67,3 +67,40 @@ def test_never_worse_than_plain_svd_on_the_calibration_data():
         err_fit = ((x @ low.weight.T + low.bias) - target).pow(2).mean()
         err_svd = ((x @ svd_w.T + model.layers[0].bias) - target).pow(2).mean()
         assert err_fit <= err_svd * (1 + 1e-6), d
+
+
+def test_refitting_the_uncompressed_tail_brings_the_outputs_closer_and_keeps_its_shape():
+    """The output layer refitted at full rank on the compressed features: least squares, so on the
+    calibration data its outputs are at least as close to the dense network's as the original layer's."""
+    model = TinyMLP([40, 30, 20, 5], seed=6)
+    x = torch.randn(3000, 40, generator=torch.Generator().manual_seed(7))
+    hidden_only = calibrated_layers(list(model.layers[:2]), x, model.act, 3, ridge=1e-9)
+    with_tail = calibrated_layers(list(model.layers), x, model.act, 3, ridge=1e-9, full_rank_tail=1)
+    assert [lo.A.shape[1] for lo in with_tail] == [3, 3, 5]  # the tail keeps its full rank (min(5, 20))
+    for a, b in zip(hidden_only, with_tail[:2]):  # the compressed layers are the same fit
+        torch.testing.assert_close(a.weight, b.weight)
+    assert with_tail[2].weight.shape == model.layers[2].weight.shape
+    with torch.no_grad():
+        dense = model(x)
+        err = {name: (calibrated_model(model, low)(x) - dense).pow(2).mean().item()
+               for name, low in (("hidden_only", hidden_only), ("with_tail", with_tail))}
+    assert err["with_tail"] < err["hidden_only"], err
+    # and it is the least-squares optimum: the residual is orthogonal to the features and the constant
+    net = calibrated_model(model, with_tail)
+    with torch.no_grad():
+        h = x
+        for layer in net.layers[:2]:
+            h = model.act(layer(h))
+        residual = net.layers[2](h) - dense
+        feats = torch.cat([h, torch.ones(len(h), 1)], 1)
+        assert (feats.T @ residual).abs().max() / len(h) < 1e-4 * residual.abs().max()
+
+
+def test_a_tail_longer_than_the_layers_is_refused():
+    model = TinyMLP([40, 30, 5])
+    try:
+        calibrated_layers(list(model.layers), torch.randn(10, 40), model.act, 3, ridge=1e-9, full_rank_tail=3)
+    except ValueError as exc:
+        assert "full_rank_tail" in str(exc)
+    else:
+        raise AssertionError("full_rank_tail 3 of 2 layers was accepted")

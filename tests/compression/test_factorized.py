@@ -89,3 +89,50 @@ def test_projected_model_trains_full_weights_and_forwards_rank_d():
     opt.step()
     delta = p.layers[0].weight.detach() - w0
     assert torch.linalg.matrix_rank(delta) > 5  # the full W moved, not only its rank-5 part
+
+
+def _sv_tail(weight: torch.Tensor, rank: int) -> float:
+    """σ_{D+1} / σ_1: how much of W lies beyond its best rank-D approximation."""
+    s = torch.linalg.svdvals(weight.detach())
+    return float(s[rank] / s[0])
+
+
+def test_keep_projected_puts_the_weight_on_its_rank_d_projection_in_training_forwards_only():
+    m = _mlp()
+    p = projected_model(m, 3, rank=5, keep_projected=True)
+    x = torch.rand(16, 784)
+    w0 = [layer.weight.detach().clone() for layer in p.layers[:3]]
+    p.eval()(x)
+    assert all(torch.equal(layer.weight, w) for layer, w in zip(p.layers[:3], w0))  # evaluation changes nothing
+    p.train()(x)
+    exact = reconstructed_model(m, layer_svds(m, 3), 5)
+    for layer, ref in zip(p.layers[:3], exact.layers[:3]):
+        assert torch.linalg.matrix_rank(layer.weight.detach()) == 5
+        assert torch.allclose(layer.weight, ref.weight, atol=1e-4)  # W ← the projection its forward used
+    assert torch.equal(p.layers[3].weight, m.layers[3].weight)  # the uncompressed layer is left alone
+
+
+def test_keep_projected_keeps_the_straight_through_gradient_and_no_full_rank_tail():
+    """Both variants see the same first forward and get the same gradient (straight-through); after
+    training, W holds only its rank-D part plus the last step with keep_projected, while the course's
+    variant keeps the baseline's full-rank tail that the final SVD cuts off."""
+    m = _mlp()
+    runs = {}
+    for keep in (False, True):
+        p = projected_model(m, 3, rank=5, keep_projected=keep).train()
+        opt = torch.optim.SGD(p.parameters(), lr=0.05)
+        gen = torch.Generator().manual_seed(1)
+        grads = []
+        for _ in range(5):
+            x = torch.rand(16, 784, generator=gen)
+            y = torch.randint(0, 10, (16,), generator=gen)
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(p(x), y).backward()
+            grads.append(p.layers[0].weight.grad.clone())
+            opt.step()
+        runs[keep] = (p, grads)
+    assert torch.allclose(runs[True][1][0], runs[False][1][0], atol=1e-6)
+    kept, course = runs[True][0], runs[False][0]
+    for i in range(3):
+        assert _sv_tail(kept.layers[i].weight, 5) < 0.1 * _sv_tail(course.layers[i].weight, 5)
+        assert _sv_tail(course.layers[i].weight, 5) > 0.1  # the baseline's spectrum is still there

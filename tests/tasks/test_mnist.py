@@ -196,10 +196,14 @@ def test_the_setting_is_chosen_on_carved_validation_images_and_refit_on_all_trai
 
 
 def test_the_choice_does_not_depend_on_the_test_set():
-    """The same training set with scrambled test labels: every candidate's score and the choice repeat."""
+    """The same training set with scrambled test labels: every candidate's score and the choice repeat,
+    whatever state torch's global generator (which draws the dropout masks) was left in."""
     data = _blobs()
     scrambled = MnistTensors(data.x_train, data.y_train, data.x_test, data.y_test.flip(0), data.source)
-    assert _select(data).candidates == _select(scrambled).candidates
+    torch.manual_seed(123)
+    first = _select(data).candidates
+    torch.manual_seed(456)
+    assert first == _select(scrambled).candidates
 
 
 def test_the_validation_images_are_training_images_disjoint_from_the_rest():
@@ -369,11 +373,29 @@ def test_the_stages_agree_on_a_good_baseline(lab, capsys):
     assert json.loads((lab / "timings/mnist/svd_finetune.json").read_text())["train_seconds"] > 0
 
 
+def test_svd_in_the_loop_keeps_w_on_its_rank_d_projection_unless_told_to_run_the_course_variant(lab):
+    """keep_projected (the default): the saved W1…W5 are their rank-D part plus the last step, so the final
+    SVD cuts off next to nothing; false (the course's): W keeps the baseline's full-rank tail."""
+    rank, tails, loops = 5, {}, {}
+    for keep in (True, False):
+        _stage(lab, "mnist_svd_in_loop", **{"mnist.svd.in_loop.keep_projected": keep})
+        loops[keep] = _metrics(lab, "svd_in_loop")
+        weights = load_torch(lab / "data/models/mnist/mlp_svd_in_loop.pt")["state_dict"]
+        tails[keep] = [float((s := torch.linalg.svdvals(w))[rank] / s[0])
+                       for k, w in weights.items() if k.endswith("weight")][:5]
+    assert loops[True]["keep_projected"] is True and loops[False]["keep_projected"] is False
+    assert all(t < 0.1 * c for t, c in zip(tails[True], tails[False])), tails
+    assert min(tails[False]) > 0.1
+    assert len(loops[True]["candidates"]) == 4 and "validation images" in loops[True]["selection"]
+
+
 def test_the_calibrated_init_starts_from_the_calibrated_sweep_network(lab):
     _stage(lab, "mnist_compress_svd")
     _stage(lab, "mnist_svd_finetune", **{"mnist.svd.finetune.init": "calibrated"})
     sweep, ft = _metrics(lab, "compress_svd"), _metrics(lab, "svd_finetune")
-    assert ft["init"] == "calibrated" and ft["max_abs_logit_diff_vs_sweep"] < 1e-3
+    # the same network up to float32 rounding of U (Vᵀ x) against (U Vᵀ) x, which the refitted output
+    # layer's larger weights amplify (5e-3 here; below 1e-3 without the refit); the same predictions
+    assert ft["init"] == "calibrated" and ft["max_abs_logit_diff_vs_sweep"] < 2e-2
     assert ft["test_acc_before"] == sweep["sweep_calibrated"][0]["test_acc"] == ft["sweep_test_acc_at_rank"]
 
 

@@ -59,16 +59,24 @@ class ProjectedLinear(nn.Module):
 
     The projection is treated as the identity in the backward pass (straight-through), so the optimizer
     updates the full weight W. `projector(W) -> (A, B)` returns factors with A B ≈ the rank-D SVD of W.
+
+    `keep_projected`: every training forward also sets W ← A B, so each optimizer step starts from the
+    rank-D matrix the forward used (projected gradient descent) and W never grows the full-rank tail that
+    the final SVD cuts off. False: W keeps its full rank between steps (the course's straight-through).
     """
 
-    def __init__(self, linear: nn.Linear, projector: Projector):
+    def __init__(self, linear: nn.Linear, projector: Projector, keep_projected: bool = False):
         super().__init__()
         self.weight = nn.Parameter(linear.weight.detach().clone())
         self.bias = nn.Parameter(linear.bias.detach().clone())
         self.projector = projector
+        self.keep_projected = keep_projected
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         A, B = self.projector(self.weight)
+        if self.keep_projected and self.training:
+            with torch.no_grad():
+                self.weight.copy_(A @ B)
         return _StraightThroughLinear.apply(x, self.weight, self.bias, A, B)
 
     def projected_weight(self) -> torch.Tensor:
@@ -119,11 +127,11 @@ def factorized_model(model: nn.Module, svds: Sequence[SVD], rank: int | None) ->
 
 
 def projected_model(model: nn.Module, n_compressed: int, rank: int, oversample: int = 0,
-                    power_iters: int = 1, method: str = "subspace") -> nn.Module:
+                    power_iters: int = 1, method: str = "subspace", keep_projected: bool = False) -> nn.Module:
     """A copy of `model` whose compressed layers use the rank-D projection of W in every forward pass.
 
     method "subspace": warm-started subspace iteration (started from the exact SVD of the initial W);
-    method "exact": a full SVD per call (the slow reference).
+    method "exact": a full SVD per call (the slow reference). keep_projected: see `ProjectedLinear`.
     """
     out = copy.deepcopy(model)
     for i, layer in enumerate(_linear_layers(out, n_compressed)):
@@ -135,7 +143,7 @@ def projected_model(model: nn.Module, n_compressed: int, rank: int, oversample: 
             proj = ExactProjector(rank)
         else:
             raise ValueError(f"method must be 'subspace' or 'exact', got {method!r}")
-        out.layers[i] = ProjectedLinear(layer, proj)
+        out.layers[i] = ProjectedLinear(layer, proj, keep_projected=keep_projected)
     return out
 
 

@@ -300,6 +300,7 @@ def select_and_refit(ctx: StageContext, make_model, data: MnistTensors, tc: Trai
         split = carve_validation(data, grid.n_val, ctx.seed, grid.n_val_key)
         for lr, drop in settings:
             model = with_hidden_dropout(make_model(), drop)
+            torch.manual_seed(ctx.seed)  # dropout masks come from torch's global generator: same draws every run
             hist = train_classifier(model, split, replace(tc, lr=lr), torch.Generator().manual_seed(ctx.seed),
                                     desc=f"{desc} lr={lr:g} dropout={drop:g} (validation)")
             val = None if hist.diverged else hist.last["test_acc"]
@@ -314,6 +315,7 @@ def select_and_refit(ctx: StageContext, make_model, data: MnistTensors, tc: Trai
     else:
         (lr, drop), selection = settings[0], FINAL_EPOCH
     model = with_hidden_dropout(make_model(), drop)
+    torch.manual_seed(ctx.seed)
     hist = train_classifier(model, data, replace(tc, lr=lr), torch.Generator().manual_seed(ctx.seed), desc=desc)
     return Selected(model, hist, lr, drop, candidates, selection)
 
@@ -730,32 +732,47 @@ def run_compress_svd(ctx: StageContext) -> None:
         plot_rank_sweep(rows, base_acc, out, ctx.source, calibrated)
 
 
-def calibration_inputs(ctx: StageContext, model: MLP, data: MnistTensors) -> tuple[torch.Tensor, float]:
-    """mnist.svd.calibrated: the training images (the generator's first draw, so every stage that asks gets
-    the same ones) as the first layer sees them, and the ridge."""
+@dataclass(frozen=True)
+class Calibration:
+    """params `mnist.svd.calibrated` and the training images the fit reads, as the first layer sees them."""
+    x: torch.Tensor
+    ridge: float
+    refit_uncompressed: bool
+    ridge_uncompressed: float
+
+    def fit(self, model: MLP, n_comp: int, rank: int | None):
+        """n_comp rank-D layers, then (refit_uncompressed) the layers after them at full rank."""
+        layers = list(model.layers) if self.refit_uncompressed else list(model.layers[:n_comp])
+        return calibrated_layers(layers, self.x, model.act, rank, self.ridge, full_rank_tail=len(layers) - n_comp,
+                                 tail_ridge=self.ridge_uncompressed)
+
+
+def calibration_inputs(ctx: StageContext, model: MLP, data: MnistTensors) -> Calibration:
+    """mnist.svd.calibrated, with the training images it names (the generator's first draw, so every stage
+    that asks gets the same ones)."""
     c = ctx.params.sub("mnist.svd.calibrated")
     n = min(c.int("n_samples", lo=1), len(data.x_train))
     idx = torch.randperm(len(data.x_train), generator=ctx.generator)[:n].to(data.x_train.device)
-    return (data.x_train[idx] - model.mean) / model.std, c.float("ridge", gt=0)
+    return Calibration((data.x_train[idx] - model.mean) / model.std, c.float("ridge", gt=0),
+                       c.bool("refit_uncompressed"), c.float("ridge_uncompressed", gt=0))
 
 
 def calibrated_low_rank(ctx: StageContext, model: MLP, data: MnistTensors, n_comp: int, rank: int | None):
-    x, ridge = calibration_inputs(ctx, model, data)
-    return calibrated_layers(list(model.layers[:n_comp]), x, model.act, rank, ridge)
+    return calibration_inputs(ctx, model, data).fit(model, n_comp, rank)
 
 
 def calibrated_sweep(ctx: StageContext, model: MLP, data: MnistTensors, ranks: list[int | None],
                      shapes: list[tuple[int, int]], n_comp: int, base_params: int) -> list[dict]:
     """The same ranks, with each layer's rank-D factors fitted to the dense network's activations on
     training images (reduced-rank regression; no gradient steps, see dlsys.compression.calibrated)."""
-    x, ridge = calibration_inputs(ctx, model, data)
+    calibration = calibration_inputs(ctx, model, data)
     rows = []
     for r in ranks:
-        low = calibrated_layers(list(model.layers[:n_comp]), x, model.act, r, ridge)
+        low = calibration.fit(model, n_comp, r)
         acc = evaluate(calibrated_model(model, low), data.x_test, data.y_test)["acc"]
         n_par = count_params(shapes, r, n_comp, diagonal=False)
         d = "full" if r is None else r
-        rows.append({"rank": d, "D_per_layer": [lo.A.shape[1] for lo in low], "test_acc": acc,
+        rows.append({"rank": d, "D_per_layer": [lo.A.shape[1] for lo in low[:n_comp]], "test_acc": acc,
                      "n_params": n_par, "param_ratio": n_par / base_params})
         log.info("D=%s calibrated: test acc %.4f, %d params", d, acc, n_par)
     return rows
@@ -823,8 +840,8 @@ def run_svd_finetune(ctx: StageContext) -> None:
         start = calibrated_model(base, low)
 
         def make_model() -> nn.Module:
-            model = copy.deepcopy(base)
-            for i, lo in enumerate(low):
+            model = calibrated_model(base, low)  # keeps the refitted uncompressed layers, if any
+            for i, lo in enumerate(low[:n_comp]):  # the compressed ones become trainable factors
                 model.layers[i] = FactorizedLinear(lo.A, lo.B, lo.bias)
             return model
     model = make_model()
@@ -881,7 +898,8 @@ def time_dense_epochs(model: nn.Module, data: MnistTensors, tc: TrainConfig, epo
 
 def run_svd_in_loop(ctx: StageContext) -> None:
     """Fine-tune the baseline with the rank-D projection of W1…W5 in every forward pass (warm-started
-    subspace iteration per matrix per step), straight-through in the backward pass; lr and hidden dropout
+    subspace iteration per matrix per step), straight-through in the backward pass, W itself replaced by
+    that projection every step when `keep_projected` (the course lets W keep its full rank); lr and hidden dropout
     chosen on validation images carved from the training set (`select_and_refit`). The epoch-time ratio
     against a dense epoch of the same model, optimizer and batches goes to timings/."""
     q = ctx.params.sub("mnist.svd")
@@ -889,13 +907,15 @@ def run_svd_in_loop(ctx: StageContext) -> None:
     tc = TrainConfig.from_params(ql, with_lr=False)
     grid = SettingGrid.from_params(ql)
     oversample, power_iters = ql.int("oversample", lo=0), ql.int("power_iters", lo=1)
+    keep_projected = ql.bool("keep_projected")
     timing_epochs = ql.int("timing_epochs", lo=1)
     data = load_data(ctx)
     base, base_diverged = load_baseline(ctx)
     shapes = weight_shapes(base)
     n_comp = n_compressed(q, shapes)
     rank = check_rank("mnist.svd.rank", q.int("rank", lo=1), shapes, n_comp)
-    settings = {"rank": rank, "batch_size": tc.batch_size, "power_iters": power_iters, "oversample": oversample}
+    settings = {"rank": rank, "batch_size": tc.batch_size, "power_iters": power_iters, "oversample": oversample,
+                "keep_projected": keep_projected}
     out_model = ctx.model_path(SVD_IN_LOOP_MODEL)
     if base_diverged:
         ctx.save_checkpoint(out_model, base, asdict(base.cfg), extra={"rank": rank, "diverged": True})
@@ -909,7 +929,8 @@ def run_svd_in_loop(ctx: StageContext) -> None:
     dense_times = time_dense_epochs(base, data, replace(tc, lr=grid.lrs[0]), timing_epochs, ctx.seed)
 
     def make_model() -> nn.Module:
-        return projected_model(base, n_comp, rank, oversample=oversample, power_iters=power_iters)
+        return projected_model(base, n_comp, rank, oversample=oversample, power_iters=power_iters,
+                               keep_projected=keep_projected)
 
     chosen = select_and_refit(ctx, make_model, data, tc, grid, desc=f"svd in loop D={rank}")
     model, hist = chosen.model, chosen.hist
