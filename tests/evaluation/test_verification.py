@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from dlsys.evaluation.verification import accuracy_at, equal_error_rate, roc_auc, roc_curve
+from dlsys.evaluation.verification import accuracy_at, best_threshold, equal_error_rate, roc_auc, roc_curve
 
 POS = [0.9, 0.8, 0.7, 0.3]
 NEG = [0.6, 0.2, 0.1, 0.05]
@@ -42,3 +42,28 @@ def test_accuracy_at_threshold():
 def test_one_class_only_is_an_error():
     with pytest.raises(ValueError):
         equal_error_rate([0.1, 0.2], [1, 1])
+
+
+def test_best_threshold_separates_separable_scores_midway():
+    assert best_threshold([0.1, 0.2, 0.8, 0.9], [0, 0, 1, 1]) == (pytest.approx(0.5), 1.0)
+    # inverted scores: the best cut accepts everything or nothing (half right), never a wrong split
+    th, acc = best_threshold([0.9, 0.8, 0.2, 0.1], [0, 0, 1, 1])
+    assert acc == 0.5 and accuracy_at([0.9, 0.8, 0.2, 0.1], [0, 0, 1, 1], th) == 0.5
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_best_threshold_matches_a_brute_force_search(seed):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, 300)
+    s = np.round(rng.normal(y * 1.0, 1.0), 1)  # rounded: many tied scores
+    th, acc = best_threshold(s, y)
+    cuts = np.r_[s.min() - 1, np.unique(s), s.max() + 1]
+    assert acc == pytest.approx(max(accuracy_at(s, y, c) for c in cuts))
+    assert accuracy_at(s, y, th) == pytest.approx(acc)
+    assert th not in set(s.tolist())  # the cut lies between scores, not on one
+
+
+def test_best_threshold_takes_the_middle_of_equally_good_cuts():
+    # the cuts at 0.25, 0.55 and 0.8 each get 4 of 6 right: the middle one is taken
+    th, acc = best_threshold([0.1, 0.4, 0.5, 0.6, 0.7, 0.9], [0, 1, 0, 1, 0, 1])
+    assert acc == pytest.approx(4 / 6) and th == pytest.approx(0.55)

@@ -78,15 +78,16 @@ def test_har_matrix_via_dvc(repo_copy):
 def test_speaker_verification_stages(repo_copy):
     _speakers(repo_copy.path)
     repo_copy.set_params({"signals.speaker.hidden": 16, "signals.speaker.embedding": 8, "signals.speaker.epochs": 3,
-                          "signals.speaker.pairs_per_speaker": 12})
+                          "signals.speaker.pairs_per_speaker": 12, "signals.speaker.n_val_speakers": 2})
     repo_copy.stage("stages/signals_speaker_pairs.py")
     repo_copy.stage("stages/signals_siamese.py")
     m = _metrics(repo_copy, "siamese")
     assert m["data_source"] == "synthetic"
-    assert m["test_pairs"] == 3 * 2 * 12 and m["train_speakers"] == 6 and m["test_speakers"] == 3
+    assert m["test_pairs"] == 3 * 2 * 12 and m["test_speakers"] == 3
+    assert m["train_speakers"] == 4 and m["val_speakers"] == 2  # two of the six hold the threshold's pairs
     # Speakers differ in pitch: even 3 epochs rank same-speaker pairs above different-speaker pairs.
     assert m["roc_auc"] > 0.6 and 0.0 <= m["eer"] < 0.5
-    assert "cpu_seconds" not in m and m["selection"].startswith("final epoch")
+    assert "cpu_seconds" not in m and m["selection"].startswith("final epoch") and 0 < m["threshold"] < 1
     assert json.loads((repo_copy.path / "timings/signals/siamese.json").read_text())["cpu_seconds"] > 0
     plots = repo_copy.path / "plots/signals/siamese"
     roc = list(csv.DictReader(open(plots / "roc.csv")))
@@ -94,7 +95,7 @@ def test_speaker_verification_stages(repo_copy):
     assert (plots / "verification.png").exists() and (plots / "curves.png").exists()
     curves = list(csv.DictReader(open(plots / "curves.csv")))
     assert [int(r["epoch"]) for r in curves] == [1, 2, 3]
-    assert set(curves[0]) == {"epoch", "train_loss", "test_loss", "test_accuracy", "test_eer"}
+    assert set(curves[0]) == {"epoch", "train_loss", "test_loss", "test_accuracy", "test_eer", "val_eer"}
 
 
 def test_keyword_spotting_stages(repo_copy):

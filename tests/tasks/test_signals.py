@@ -17,7 +17,7 @@ import yaml
 
 from dlsys.core.context import load_checkpoint, stage_main
 from dlsys.core.errors import UserError
-from dlsys.core.outputs import save_torch
+from dlsys.core.outputs import load_torch, save_torch
 from dlsys.core.overlay import apply_dotted
 from dlsys.core.params import Params, read_yaml
 from dlsys.data.har import ACTIVITIES, RAW_FILE
@@ -141,7 +141,7 @@ def lab(tmp_path, monkeypatch):
         "signals.har.window": 80, "signals.har.step": 40, "signals.har.first_test_subject": 4,
         "signals.har.epochs": 3, "signals.har.batch_size": 16,
         "signals.speaker.hidden": 8, "signals.speaker.embedding": 4, "signals.speaker.epochs": 3,
-        "signals.speaker.pairs_per_speaker": 4,
+        "signals.speaker.pairs_per_speaker": 4, "signals.speaker.n_val_speakers": 2,
         "signals.kws.filters": [4, 8], "signals.kws.pooled_blocks": 1,
         "signals.kws.train.epochs": 3, "signals.kws.train.batch_size": 8, "signals.kws.train.lr_drop_epoch": 2,
     })
@@ -200,3 +200,42 @@ def test_training_stage_survives_a_diverging_learning_rate(lab, stage, capfd):
     rows = Path(f"plots/signals/{step}/curves.csv").read_text().splitlines()
     assert len(rows) == 1 + m["epochs_run"]
     assert Path(f"plots/signals/{step}/curves.png").stat().st_size > 0
+
+
+def test_validation_speakers_are_whole_training_speakers_with_balanced_pairs():
+    u = 4
+    train = torch.arange(8 * u, dtype=torch.float32)[:, None, None].expand(-1, 3, 2).contiguous()  # row id
+    split = signals.carve_val_speakers(train, u, 3, 4, seed=5)
+    assert len(split.val_speakers) == 3 and split.val_speakers == sorted(split.val_speakers)
+    val_rows = {int(v) for v in split.val[:, 0, 0]}
+    assert val_rows == {s * u + k for s in split.val_speakers for k in range(u)}
+    assert val_rows.isdisjoint(int(v) for v in split.train[:, 0, 0]) and len(split.train) == 5 * u
+    assert int(split.val_first.max()) < len(split.val) and int(split.val_second.max()) < len(split.val)
+    assert split.val_label.mean() == 0.5  # balanced, as the test pairs
+    same = (split.val_first // u == split.val_second // u).float()
+    assert torch.equal(same, split.val_label)
+    assert signals.carve_val_speakers(train, u, 3, 4, seed=5).val_speakers == split.val_speakers
+    assert signals.carve_val_speakers(train, u, 0, 4, seed=5).val is None
+
+
+@pytest.mark.parametrize("n_val", [1, 7])
+def test_too_few_or_too_many_validation_speakers_are_refused(n_val):
+    with pytest.raises(UserError, match="n_val_speakers' is"):
+        signals.carve_val_speakers(torch.zeros(8 * 4, 3, 2), 4, n_val, 4, seed=0)
+
+
+def test_the_siamese_threshold_comes_from_validation_speakers_not_from_the_test_pairs(lab):
+    m = lab("signals_siamese")
+    assert m["train_speakers"] == 4 and m["val_speakers"] == 2 and m["test_speakers"] == 3
+    assert "validation speakers" in m["selection"] and 0 < m["threshold"] < 1
+    assert m["test_accuracy_at_0_5"] is not None and m["val_accuracy"] is not None
+    assert load_checkpoint("data/models/signals/siamese.pt")["threshold"] == m["threshold"]
+    # scrambled test labels: the same threshold (the test pairs play no part in choosing it)
+    feats = load_torch("data/features/signals/speakers.pt")
+    feats["test_label"] = 1 - feats["test_label"]
+    save_torch(feats, "data/features/signals/speakers.pt")
+    assert lab("signals_siamese")["threshold"] == m["threshold"]
+    # the course's rule without validation speakers: accept at p >= 0.5
+    course = lab("signals_siamese", {"signals.speaker.n_val_speakers": 0})
+    assert course["threshold"] == 0.5 and course["test_accuracy"] == course["test_accuracy_at_0_5"]
+    assert course["train_speakers"] == 6 and "p = 0.5" in course["selection"]

@@ -55,3 +55,24 @@ def accuracy_at(probabilities, labels, threshold: float = 0.5) -> float:
     p = np.asarray(probabilities, dtype=np.float64).ravel()
     y = np.asarray(labels).ravel().astype(bool)
     return float(np.mean((p >= threshold) == y))
+
+
+def best_threshold(scores, labels) -> tuple[float, float]:
+    """(threshold, accuracy): the accept-if-score >= threshold cut with the highest accuracy on these scores.
+
+    Cuts lie midway between neighbouring distinct scores (and below / above all of them); among equally
+    accurate cuts the middle one is taken, so the threshold does not sit on one pair's score.
+    """
+    s, y = _as_arrays(scores, labels)
+    order = np.argsort(s, kind="mergesort")
+    s, y = s[order], y[order]
+    distinct = np.r_[np.flatnonzero(np.diff(s) != 0), len(s) - 1]  # last index of each run of equal scores
+    # Cutting after run k rejects everything up to it: correct = negatives rejected + positives accepted.
+    neg_rejected = np.r_[0, np.cumsum(~y)[distinct]]
+    pos_accepted = y.sum() - np.r_[0, np.cumsum(y)[distinct]]
+    acc = (neg_rejected + pos_accepted) / len(s)
+    u = s[distinct]
+    cuts = np.r_[u[0] - 1.0, (u[:-1] + u[1:]) / 2, u[-1] + 1.0]
+    best = np.flatnonzero(acc == acc.max())
+    k = int(best[len(best) // 2])
+    return float(cuts[k]), float(acc[k])

@@ -12,7 +12,9 @@ Stages (params group `signals.*`, tests in tests/tasks/test_signals.py and tests
   windows, subject-disjoint test.
 
 Model selection: the Siamese and HAR models are the final epoch's (their per-epoch test curves are drawn,
-never used to choose); the KWS model is the best epoch on validation clips. Every metrics file says so.
+never used to choose); the Siamese decision threshold is the most accurate one on the pairs of validation
+speakers carved from the training speakers; the KWS model is the best epoch on validation clips. Every
+metrics file says so.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from dlsys.data.har import ACTIVITIES, RAW_FILE, read_raw, subject_split, window
 from dlsys.data.registry import raw_dir
 from dlsys.data.wav import read_wav
 from dlsys.evaluation.classification import accuracy, confusion_matrix, confusion_rows, per_class_accuracy, predict
-from dlsys.evaluation.verification import accuracy_at, equal_error_rate, roc_auc, roc_curve
+from dlsys.evaluation.verification import accuracy_at, best_threshold, equal_error_rate, roc_auc, roc_curve
 from dlsys.features.keywords import SPLITS, background_segments
 from dlsys.features.logmel import LogMel, fit_length, logmel_batched
 from dlsys.features.pairs import PairBatches, all_pairs
@@ -107,6 +109,7 @@ class SiameseRecipe:
     lr: float
     epochs: int
     grad_clip: float
+    n_val_speakers: int = 0
 
     @classmethod
     def from_params(cls, p: Params) -> "SiameseRecipe":
@@ -114,7 +117,40 @@ class SiameseRecipe:
         return cls(pairs_per_speaker=s.int("pairs_per_speaker", lo=1), hidden=s.int("hidden", lo=1),
                    layers=s.int("layers", lo=1), embedding=s.int("embedding", lo=1),
                    dropout=s.float("dropout", lo=0, hi=1), lr=s.float("lr", gt=0), epochs=s.int("epochs", lo=1),
-                   grad_clip=s.float("grad_clip", lo=0))
+                   grad_clip=s.float("grad_clip", lo=0), n_val_speakers=s.int("n_val_speakers", lo=0))
+
+
+@dataclass(frozen=True)
+class SpeakerSplit:
+    """Training rows and the validation speakers carved from them (speaker-disjoint, seeded)."""
+    train: torch.Tensor
+    val: torch.Tensor | None
+    val_first: torch.Tensor | None
+    val_second: torch.Tensor | None
+    val_label: torch.Tensor | None
+    val_speakers: list[int]
+
+
+def carve_val_speakers(train: torch.Tensor, per_speaker: int, n_val: int, pairs_per_speaker: int,
+                       seed: int) -> SpeakerSplit:
+    """Hold `n_val` whole training speakers out (a seeded draw) with their balanced pairs, built as the test
+    pairs are. n_val 0: every speaker trains and there are no validation pairs."""
+    n_spk = len(train) // per_speaker
+    if n_val == 0:
+        return SpeakerSplit(train, None, None, None, None, [])
+    if not 2 <= n_val <= n_spk - 2:
+        raise UserError(f"params.yaml: 'signals.speaker.n_val_speakers' is {n_val}; with {n_spk} training speakers "
+                        f"it must be 0 or between 2 and {n_spk - 2} (pairs need two speakers on each side)")
+    rng = np.random.default_rng(seed)
+    val_spk = np.sort(rng.permutation(n_spk)[:n_val])
+    is_val = np.zeros(n_spk, bool)
+    is_val[val_spk] = True
+    rows = np.repeat(is_val, per_speaker)
+    pairs = all_pairs(n_val, per_speaker, pairs_per_speaker, rng)
+    dev = train.device
+    return SpeakerSplit(train[torch.from_numpy(~rows).to(dev)], train[torch.from_numpy(rows).to(dev)],
+                        torch.as_tensor(pairs.first, device=dev), torch.as_tensor(pairs.second, device=dev),
+                        torch.as_tensor(pairs.label, device=dev, dtype=torch.float32), val_spk.tolist())
 
 
 def stft_magnitudes(x: np.ndarray, n_fft: int, hop: int, device: torch.device, batch: int) -> torch.Tensor:
@@ -168,6 +204,19 @@ def verification_metrics(logits: torch.Tensor, label: torch.Tensor) -> dict:
     return {"test_accuracy": accuracy_at(prob, y, 0.5), "eer": equal_error_rate(prob, y), "roc_auc": roc_auc(prob, y)}
 
 
+def decision_threshold(encoder: torch.nn.Module, split: SpeakerSplit) -> dict:
+    """The accept threshold on p = sigmoid(logit): the most accurate cut on the validation speakers' pairs,
+    or the course's 0.5 without them (or when their scores are not finite)."""
+    if split.val is None:
+        return {"threshold": 0.5}
+    logits = verification_scores(encoder, split.val, split.val_first, split.val_second)
+    if not bool(torch.isfinite(logits).all()):
+        return {"threshold": 0.5, "val_accuracy": None, "val_eer": None}
+    prob, y = torch.sigmoid(logits).cpu().numpy(), split.val_label.cpu().numpy()
+    th, acc = best_threshold(prob, y)
+    return {"threshold": th, "val_accuracy": acc, "val_eer": equal_error_rate(prob, y)}
+
+
 def run_siamese(ctx: StageContext) -> None:
     cpu0 = time.process_time()
     r = SiameseRecipe.from_params(ctx.params)
@@ -176,6 +225,8 @@ def run_siamese(ctx: StageContext) -> None:
     train, test = feats["train"].to(device), feats["test"].to(device)
     first, second = feats["test_first"].to(device), feats["test_second"].to(device)
     label = feats["test_label"].to(device)
+    split = carve_val_speakers(train, u, r.n_val_speakers, r.pairs_per_speaker, ctx.seed)
+    train = split.train
 
     config = {"n_bins": train.shape[1], "hidden": r.hidden, "layers": r.layers, "embedding": r.embedding,
               "dropout": r.dropout}
@@ -193,27 +244,43 @@ def run_siamese(ctx: StageContext) -> None:
         # Drawn as a curve only: the model kept is the final epoch's, whatever these numbers say.
         logits = verification_scores(m.encoder, test, first, second)
         v = verification_metrics(logits, label)
-        return {"test_loss": float(bce(logits, label)), "test_accuracy": v["test_accuracy"], "test_eer": v["eer"]}
+        row = {"test_loss": float(bce(logits, label)), "test_accuracy": v["test_accuracy"], "test_eer": v["eer"]}
+        if split.val is not None:
+            row["val_eer"] = decision_threshold(m.encoder, split)["val_eer"]
+        return row
 
     hist = fit(model, opt, batches, loss_fn, r.epochs, evaluate=evaluate, desc="siamese", grad_clip=r.grad_clip)
     model.eval()
     with torch.no_grad():
         logits = verification_scores(model.encoder, test, first, second)
-    metrics = {**verification_metrics(logits, label), "test_pairs": int(len(label)),
-               "train_speakers": len(train) // u, "test_speakers": len(test) // u,
-               "epochs_run": hist.epochs_run, **_divergence(hist), "device": device.type}
-    ctx.save_checkpoint(ctx.model_path("siamese.pt"), model, config)
+        decision = decision_threshold(model.encoder, split)
+    scores = verification_metrics(logits, label)
+    if scores["test_accuracy"] is not None:
+        prob = torch.sigmoid(logits).cpu().numpy()
+        scores.update(test_accuracy=accuracy_at(prob, label.cpu().numpy(), decision["threshold"]),
+                      test_accuracy_at_0_5=scores["test_accuracy"])
+    metrics = {**scores, **decision, "test_pairs": int(len(label)),
+               "train_speakers": len(train) // u, "val_speakers": len(split.val_speakers),
+               "test_speakers": len(test) // u, "epochs_run": hist.epochs_run, **_divergence(hist),
+               "device": device.type}
+    ctx.save_checkpoint(ctx.model_path("siamese.pt"), model, config,
+                        extra={"threshold": decision["threshold"], "val_speakers": split.val_speakers})
     with ctx.plots() as out:
         plot_history(hist.rows, out, "Siamese GRU speaker verification: training", ctx.source,
                      panels={"loss (BCE)": ["train_loss", "test_loss"],
-                             "accuracy, equal error rate (%)": ["test_accuracy", "test_eer"]},
+                             "accuracy at p = 0.5, equal error rate (%)": ["test_accuracy", "test_eer", "val_eer"]},
                      diverged_at=hist.diverged_at)
         plot_verification(logits, label, metrics, out, ctx.source)
-    ctx.write_metrics(metrics, selection="final epoch (the per-epoch test curve is drawn, not used to choose)")
+    selection = "final epoch (the per-epoch test curve is drawn, not used to choose); "
+    selection += (f"decision threshold: the most accurate on the pairs of {len(split.val_speakers)} validation "
+                  f"speakers carved from the training speakers (never trained on)" if split.val is not None
+                  else "decision threshold: p = 0.5 (no validation speakers)")
+    ctx.write_metrics(metrics, selection=selection)
     ctx.time(train_seconds=round(hist.seconds, 1), cpu_seconds=round(time.process_time() - cpu0, 1))
     _warn_diverged(ctx, hist)
     if metrics["test_accuracy"] is not None:
-        log.info("siamese: test accuracy %.3f, EER %.3f, AUC %.3f", metrics["test_accuracy"], metrics["eer"],
+        log.info("siamese: test accuracy %.3f at p >= %.3f (%.3f at 0.5), EER %.3f, AUC %.3f",
+                 metrics["test_accuracy"], metrics["threshold"], metrics["test_accuracy_at_0_5"], metrics["eer"],
                  metrics["roc_auc"])
 
 
@@ -235,7 +302,7 @@ def plot_verification(logits: torch.Tensor, label: torch.Tensor, metrics: dict, 
         bins = np.linspace(0, 1, 31)
         hist_ax.hist(prob[y == 1], bins=bins, alpha=0.6, label="same speaker")
         hist_ax.hist(prob[y == 0], bins=bins, alpha=0.6, label="different speakers")
-        hist_ax.axvline(0.5, color="k", lw=0.8, label="decision threshold")
+        hist_ax.axvline(metrics["threshold"], color="k", lw=0.8, label="decision threshold")
         hist_ax.legend()
         title = f"Siamese GRU speaker verification: test accuracy {metrics['test_accuracy']:.3f}"
     roc_ax.set_xlabel("false acceptance rate"), roc_ax.set_ylabel("true acceptance rate")
