@@ -134,6 +134,29 @@ def _denoise(den, rec) -> torch.Tensor:
 MODELS = [("fc", "mask"), ("fc", "magnitude"), ("cnn1d", "mask"), ("cnn1d", "magnitude")]
 
 
+@pytest.mark.parametrize("noise_gain", [0.0, 1.0, -0.5])
+def test_the_oracle_takes_the_clean_magnitude_and_the_noisy_phase(noise_gain):
+    """A "noise" that is a multiple of the speech changes the mixture's magnitude but not its phase
+    (for gains above -1), so the clean magnitude with the noisy phase gives the speech back exactly.
+    Using |X| (the mixture's magnitude) would return (1 + gain) × speech."""
+    clean = torch.from_numpy(_speech_like(SR, np.random.default_rng(3)))
+    mix = clean * (1 + noise_gain)
+    rec = denoise.Recording(mix=torch.stft(mix, N_FFT, HOP, window=torch.hann_window(N_FFT), center=True,
+                                           pad_mode="constant", return_complex=True).T,
+                            noisy=mix, clean=clean)
+    assert torch.allclose(denoise.clean_magnitude_oracle(rec, N_FFT, HOP), clean, atol=1e-5)
+
+
+def test_the_oracle_ceiling_is_reported_for_every_clean_reference():
+    feats = pair_features(toy_pair(), N_FFT, HOP, "cpu", val_seconds=1.0)
+    out = denoise._oracle_metrics(feats)
+    assert set(out) == {"test_01_snr_oracle_db", "test_01_snri_oracle_db", "val_snr_oracle_db", "val_snri_oracle_db"}
+    rep = snr_report(feats.val.clean, feats.val.noisy, feats.val.noisy)
+    assert out["val_snri_oracle_db"] == pytest.approx(out["val_snr_oracle_db"] - float(rep.snr[0]))
+    assert out["val_snri_oracle_db"] > 3  # 5 dB white noise: the clean magnitude removes most of it
+    assert set(denoise._oracle_metrics(pair_features(toy_pair(with_test_ref=False), N_FFT, HOP, "cpu"))) == set()
+
+
 @pytest.mark.parametrize("kind,predict", MODELS)
 def test_scaling_the_audio_scales_the_output_and_keeps_every_snr(kind, predict):
     """Train and test audio × c → denoised output × c, identical validation curve and test SNR.
@@ -294,6 +317,8 @@ def test_the_family_runs_and_selects_on_the_tail(lab):
     assert "held-out last 1.5 s" in fc["selection"] and fc["diverged"] is False
     for split in ("test_01", "val"):
         assert fc[f"{split}_snri_db"] == pytest.approx(fc[f"{split}_snr_db"] - fc[f"{split}_snr_in_db"])
+        assert fc[f"{split}_snri_oracle_db"] > fc[f"{split}_snri_db"]  # the ceiling, next to the number
+    assert [float(r["val_snr_oracle_db"]) for r in rows] == pytest.approx([fc["val_snr_oracle_db"]] * len(rows))
     assert "seconds" not in json.dumps(fc)  # timings live in timings/, not in metrics
     assert json.loads((lab / "timings/denoise/fc.json").read_text())["train_seconds"] > 0
     n01 = len(read_wav(lab / "data/raw/denoise/test_01_x.wav"))
@@ -334,6 +359,7 @@ def test_without_the_clean_test_reference_the_tail_is_the_number(lab):
     _run(lab, "denoise_frame", "fc")
     fc = _metrics(lab, "fc")
     assert "test_01_snr_db" not in fc and fc["val_snr_db"] is not None and fc["selection"].startswith("best epoch")
+    assert "test_01_snri_oracle_db" not in fc and fc["val_snri_oracle_db"] > fc["val_snri_db"]
     assert (lab / "audio/denoise/fc/test_01.wav").exists()
     assert _metrics(lab, "features")["test_01_clean_reference"] is False
 
