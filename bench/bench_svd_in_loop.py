@@ -3,7 +3,9 @@
 All three variants train the same 784-1024x5-10 MLP (W1…W5 projected to rank D) on the same random
 batches with the same optimizer, measured in one run, interleaved to share the machine's load:
   baseline       plain dense training step
-  subspace       warm-started subspace iteration per matrix per step (what mnist_svd_in_loop uses)
+  subspace       warm-started subspace iteration per matrix per step, W keeps its full rank (the course's)
+  kept           the same, and W set to its rank-D projection every step (mnist_svd_in_loop's default,
+                 `keep_projected`)
   full_svd       a full torch.linalg.svd of every matrix every step (the peers' method)
 Epoch time = median step time × steps per epoch (n_train / batch). Writes bench/results/svd_in_loop.json.
 
@@ -52,6 +54,7 @@ def main() -> None:
     y = torch.randint(0, 10, (args.batch,), device=dev)
     variants = {"baseline": copy.deepcopy(base),
                 "subspace": projected_model(base, 5, args.rank, method="subspace"),
+                "kept": projected_model(base, 5, args.rank, method="subspace", keep_projected=True),
                 "full_svd": projected_model(base, 5, args.rank, method="exact")}
     steps = {k: step_fn(m.train(), make_optimizer("adam", m.parameters(), 1e-4), x, y) for k, m in variants.items()}
     times = {k: [] for k in variants}
@@ -75,6 +78,7 @@ def main() -> None:
         "threads": torch.get_num_threads(), "machine": platform.machine(),
         "step_seconds": step, "epoch_seconds": epoch,
         "ratio_subspace_vs_baseline": epoch["subspace"] / epoch["baseline"],
+        "ratio_kept_vs_baseline": epoch["kept"] / epoch["baseline"],
         "ratio_full_svd_vs_baseline": epoch["full_svd"] / epoch["baseline"],
         "speedup_subspace_vs_full_svd": epoch["full_svd"] / epoch["subspace"],
         "goal_ratio_vs_baseline": 1.3,
@@ -83,7 +87,9 @@ def main() -> None:
     print(f"rank {args.rank}, batch {args.batch}, {per_epoch} steps/epoch on {dev}:")
     for k in variants:
         print(f"  {k:9s} {1e3 * step[k]:8.1f} ms/step  {epoch[k]:7.2f} s/epoch")
-    print(f"  SVD in the loop / baseline epoch: {result['ratio_subspace_vs_baseline']:.2f}x (goal <= 1.3x)")
+    print(f"  SVD in the loop, W kept projected (the stage's default) / baseline epoch: "
+          f"{result['ratio_kept_vs_baseline']:.2f}x (goal <= 1.3x)")
+    print(f"  SVD in the loop, W full rank (the course's) / baseline epoch: {result['ratio_subspace_vs_baseline']:.2f}x")
     print(f"  full SVD per step / baseline:     {result['ratio_full_svd_vs_baseline']:.2f}x")
     print(f"  subspace iteration vs full SVD:   {result['speedup_subspace_vs_full_svd']:.1f}x faster")
     print(f"  -> {out}")
