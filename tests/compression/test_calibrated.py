@@ -96,6 +96,17 @@ def test_refitting_the_uncompressed_tail_brings_the_outputs_closer_and_keeps_its
         assert (feats.T @ residual).abs().max() / len(h) < 1e-4 * residual.abs().max()
 
 
+def test_the_tail_ridge_reaches_only_the_tail():
+    model = TinyMLP([40, 30, 20, 5], seed=6)
+    x = torch.randn(3000, 40, generator=torch.Generator().manual_seed(7))
+    small = calibrated_layers(list(model.layers), x, model.act, 3, ridge=1e-9, full_rank_tail=1)
+    large = calibrated_layers(list(model.layers), x, model.act, 3, ridge=1e-9, full_rank_tail=1, tail_ridge=10.0)
+    for a, b in zip(small[:2], large[:2]):
+        torch.testing.assert_close(a.weight, b.weight)
+    # a ridge of 10× the mean input variance shrinks the least-squares weights
+    assert large[2].weight.norm() < 0.5 * small[2].weight.norm()
+
+
 def test_a_tail_longer_than_the_layers_is_refused():
     model = TinyMLP([40, 30, 5])
     try:

@@ -21,7 +21,9 @@ from dlsys.core.outputs import load_torch, save_torch
 from dlsys.core.overlay import apply_dotted
 from dlsys.core.params import Params, read_yaml
 from dlsys.data.har import ACTIVITIES, RAW_FILE
+from dlsys.evaluation.verification import accuracy_at
 from dlsys.features.keywords import SPLITS, background_segments
+from dlsys.models.siamese import Siamese, SpeakerEncoder
 from dlsys.tasks import signals
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -228,8 +230,20 @@ def test_the_siamese_threshold_comes_from_validation_speakers_not_from_the_test_
     m = lab("signals_siamese")
     assert m["train_speakers"] == 4 and m["val_speakers"] == 2 and m["test_speakers"] == 3
     assert "validation speakers" in m["selection"] and 0 < m["threshold"] < 1
+    assert m["threshold"] == pytest.approx(1 / (1 + math.exp(-m["threshold_logit"])))
     assert m["test_accuracy_at_0_5"] is not None and m["val_accuracy"] is not None
-    assert load_checkpoint("data/models/signals/siamese.pt")["threshold"] == m["threshold"]
+    # the reported accuracy is the saved model's, on the test pairs, at the saved threshold
+    ckpt = load_checkpoint("data/models/signals/siamese.pt")
+    assert ckpt["threshold_logit"] == m["threshold_logit"]
+    model = Siamese(SpeakerEncoder(**ckpt["config"]))
+    model.load_state_dict(ckpt["state_dict"])
+    feats = load_torch("data/features/signals/speakers.pt")
+    with torch.no_grad():
+        logits = signals.verification_scores(model.eval().encoder, feats["test"], feats["test_first"],
+                                             feats["test_second"])
+    y = feats["test_label"].numpy()
+    assert m["test_accuracy"] == accuracy_at(logits.double().numpy(), y, m["threshold_logit"])
+    assert m["test_accuracy_at_0_5"] == accuracy_at(torch.sigmoid(logits).numpy(), y, 0.5)
     # scrambled test labels: the same threshold (the test pairs play no part in choosing it)
     feats = load_torch("data/features/signals/speakers.pt")
     feats["test_label"] = 1 - feats["test_label"]
@@ -238,4 +252,5 @@ def test_the_siamese_threshold_comes_from_validation_speakers_not_from_the_test_
     # the course's rule without validation speakers: accept at p >= 0.5
     course = lab("signals_siamese", {"signals.speaker.n_val_speakers": 0})
     assert course["threshold"] == 0.5 and course["test_accuracy"] == course["test_accuracy_at_0_5"]
+    assert course["val_accuracy"] is None and course["val_eer"] is None  # the same keys, for dvc metrics diff
     assert course["train_speakers"] == 6 and "p = 0.5" in course["selection"]

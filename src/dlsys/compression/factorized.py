@@ -60,9 +60,11 @@ class ProjectedLinear(nn.Module):
     The projection is treated as the identity in the backward pass (straight-through), so the optimizer
     updates the full weight W. `projector(W) -> (A, B)` returns factors with A B ≈ the rank-D SVD of W.
 
-    `keep_projected`: every training forward also sets W ← A B, so each optimizer step starts from the
-    rank-D matrix the forward used (projected gradient descent) and W never grows the full-rank tail that
-    the final SVD cuts off. False: W keeps its full rank between steps (the course's straight-through).
+    `keep_projected`: every training-mode forward also sets W ← A B (a side effect on the parameter, even
+    without an optimizer step), so each step starts from the rank-D matrix the forward used (projected
+    gradient descent) and W holds its rank-D part plus at most the last step's update, instead of the
+    full-rank tail that the final SVD would cut off. False: W keeps its full rank between steps (the
+    course's straight-through).
     """
 
     def __init__(self, linear: nn.Linear, projector: Projector, keep_projected: bool = False):

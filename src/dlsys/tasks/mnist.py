@@ -723,9 +723,10 @@ def run_compress_svd(ctx: StageContext) -> None:
         rows.append({"rank": d, "D_per_layer": [min(s.full_rank, r or s.full_rank) for s in svds],
                      "test_acc": acc, "n_params": n, "param_ratio": n / base_params})
         log.info("D=%s: test acc %.4f, %d params (%.3f of baseline)", d, acc, n, n / base_params)
-    calibrated = calibrated_sweep(ctx, model, data, ranks, shapes, n_comp, base_params)
+    calibrated, calibration = calibrated_sweep(ctx, model, data, ranks, shapes, n_comp, base_params)
     ctx.write_metrics({"baseline_test_acc": base_acc, "baseline_n_params": base_params,
-                       "compressed_layers": n_comp, "sweep": rows, "sweep_calibrated": calibrated},
+                       "compressed_layers": n_comp, "sweep": rows, "sweep_calibrated": calibrated,
+                       "calibration": calibration},
                       selection=selection + "; sweep_calibrated: factors fitted in closed form on "
                                             "mnist.svd.calibrated.n_samples training images (no test data)")
     with ctx.plots() as out:
@@ -739,6 +740,11 @@ class Calibration:
     ridge: float
     refit_uncompressed: bool
     ridge_uncompressed: float
+
+    def record(self) -> dict:
+        """What the metrics say about the fit."""
+        return {"n_samples": len(self.x), "ridge": self.ridge, "refit_uncompressed": self.refit_uncompressed,
+                "ridge_uncompressed": self.ridge_uncompressed if self.refit_uncompressed else None}
 
     def fit(self, model: MLP, n_comp: int, rank: int | None):
         """n_comp rank-D layers, then (refit_uncompressed) the layers after them at full rank."""
@@ -757,14 +763,11 @@ def calibration_inputs(ctx: StageContext, model: MLP, data: MnistTensors) -> Cal
                        c.bool("refit_uncompressed"), c.float("ridge_uncompressed", gt=0))
 
 
-def calibrated_low_rank(ctx: StageContext, model: MLP, data: MnistTensors, n_comp: int, rank: int | None):
-    return calibration_inputs(ctx, model, data).fit(model, n_comp, rank)
-
-
 def calibrated_sweep(ctx: StageContext, model: MLP, data: MnistTensors, ranks: list[int | None],
-                     shapes: list[tuple[int, int]], n_comp: int, base_params: int) -> list[dict]:
+                     shapes: list[tuple[int, int]], n_comp: int, base_params: int) -> tuple[list[dict], dict]:
     """The same ranks, with each layer's rank-D factors fitted to the dense network's activations on
-    training images (reduced-rank regression; no gradient steps, see dlsys.compression.calibrated)."""
+    training images (reduced-rank regression; no gradient steps, see dlsys.compression.calibrated); the
+    rows and what the fit was."""
     calibration = calibration_inputs(ctx, model, data)
     rows = []
     for r in ranks:
@@ -775,7 +778,7 @@ def calibrated_sweep(ctx: StageContext, model: MLP, data: MnistTensors, ranks: l
         rows.append({"rank": d, "D_per_layer": [lo.A.shape[1] for lo in low[:n_comp]], "test_acc": acc,
                      "n_params": n_par, "param_ratio": n_par / base_params})
         log.info("D=%s calibrated: test acc %.4f, %d params", d, acc, n_par)
-    return rows
+    return rows, calibration.record()
 
 
 def plot_rank_sweep(rows: list[dict], base_acc: float, out: Path, source: str,
@@ -829,6 +832,7 @@ def run_svd_finetune(ctx: StageContext) -> None:
         return
 
     init = q.choice("finetune.init", FINETUNE_INITS)
+    calibration = None
     if init == "svd":  # the course's: the plain truncated SVD
         svds = layer_svds(base, n_comp)
         start = reconstructed_model(base, svds, rank)
@@ -836,7 +840,8 @@ def run_svd_finetune(ctx: StageContext) -> None:
         def make_model() -> nn.Module:
             return factorized_model(base, svds, rank)
     else:  # the factors fitted to the activations (mnist_compress_svd's sweep_calibrated at this rank)
-        low = calibrated_low_rank(ctx, base, data, n_comp, rank)
+        calibration = calibration_inputs(ctx, base, data)
+        low = calibration.fit(base, n_comp, rank)
         start = calibrated_model(base, low)
 
         def make_model() -> nn.Module:
@@ -850,6 +855,7 @@ def run_svd_finetune(ctx: StageContext) -> None:
     sweep_correct = int((sweep_logits.argmax(1) == data.y_test).sum())
     fact_correct = int((fact_logits.argmax(1) == data.y_test).sum())
     logit_diff = float((sweep_logits - fact_logits).abs().max())
+    logit_scale = float(sweep_logits.abs().max().clamp_min(1e-12))
     if fact_correct != sweep_correct:  # the factors are the sweep's rank-D network: same predictions
         raise RuntimeError(f"factorized network disagrees with the rank-{rank} sweep network: {fact_correct} vs "
                            f"{sweep_correct} correct (max logit difference {logit_diff:.3g})")
@@ -863,7 +869,9 @@ def run_svd_finetune(ctx: StageContext) -> None:
     ctx.write_metrics({
         "rank": rank, "init": init, "lr": chosen.lr, "dropout_hidden": chosen.dropout_hidden,
         "test_acc_before": before["acc"], "sweep_test_acc_at_rank": sweep_correct / len(data.y_test),
-        "max_abs_logit_diff_vs_sweep": logit_diff, "test_acc": after["acc"], "test_loss": after["loss"],
+        "max_abs_logit_diff_vs_sweep": logit_diff, "max_rel_logit_diff_vs_sweep": logit_diff / logit_scale,
+        **({"calibration": calibration.record()} if calibration is not None else {}),
+        "test_acc": after["acc"], "test_loss": after["loss"],
         **{k: v for k, v in size.items() if k != "rank"}, **hist.summary(),
         **({"n_val": grid.n_val, "candidates": chosen.candidates} if chosen.candidates else {}),
     }, selection=chosen.selection)

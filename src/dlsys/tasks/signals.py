@@ -205,16 +205,20 @@ def verification_metrics(logits: torch.Tensor, label: torch.Tensor) -> dict:
 
 
 def decision_threshold(encoder: torch.nn.Module, split: SpeakerSplit) -> dict:
-    """The accept threshold on p = sigmoid(logit): the most accurate cut on the validation speakers' pairs,
-    or the course's 0.5 without them (or when their scores are not finite)."""
+    """The accept threshold: the most accurate cut on the validation speakers' pair logits (logits, not
+    probabilities: float32 sigmoid saturates to 1 above a logit of about 17 and would tie confident pairs),
+    or the course's p = 0.5 (logit 0) without them or when their scores are not finite. `threshold` is the
+    same cut as a probability, for reading."""
+    course = {"threshold_logit": 0.0, "threshold": 0.5, "val_accuracy": None, "val_eer": None}
     if split.val is None:
-        return {"threshold": 0.5}
+        return course
     logits = verification_scores(encoder, split.val, split.val_first, split.val_second)
     if not bool(torch.isfinite(logits).all()):
-        return {"threshold": 0.5, "val_accuracy": None, "val_eer": None}
-    prob, y = torch.sigmoid(logits).cpu().numpy(), split.val_label.cpu().numpy()
-    th, acc = best_threshold(prob, y)
-    return {"threshold": th, "val_accuracy": acc, "val_eer": equal_error_rate(prob, y)}
+        return course
+    scores, y = logits.double().cpu().numpy(), split.val_label.cpu().numpy()
+    th, acc = best_threshold(scores, y)
+    return {"threshold_logit": th, "threshold": 1.0 / (1.0 + math.exp(-th)), "val_accuracy": acc,
+            "val_eer": equal_error_rate(scores, y)}
 
 
 def run_siamese(ctx: StageContext) -> None:
@@ -255,16 +259,16 @@ def run_siamese(ctx: StageContext) -> None:
         logits = verification_scores(model.encoder, test, first, second)
         decision = decision_threshold(model.encoder, split)
     scores = verification_metrics(logits, label)
+    scores["test_accuracy_at_0_5"] = scores["test_accuracy"]
     if scores["test_accuracy"] is not None:
-        prob = torch.sigmoid(logits).cpu().numpy()
-        scores.update(test_accuracy=accuracy_at(prob, label.cpu().numpy(), decision["threshold"]),
-                      test_accuracy_at_0_5=scores["test_accuracy"])
+        scores["test_accuracy"] = accuracy_at(logits.double().cpu().numpy(), label.cpu().numpy(),
+                                              decision["threshold_logit"])
     metrics = {**scores, **decision, "test_pairs": int(len(label)),
                "train_speakers": len(train) // u, "val_speakers": len(split.val_speakers),
                "test_speakers": len(test) // u, "epochs_run": hist.epochs_run, **_divergence(hist),
                "device": device.type}
     ctx.save_checkpoint(ctx.model_path("siamese.pt"), model, config,
-                        extra={"threshold": decision["threshold"], "val_speakers": split.val_speakers})
+                        extra={"threshold_logit": decision["threshold_logit"], "val_speakers": split.val_speakers})
     with ctx.plots() as out:
         plot_history(hist.rows, out, "Siamese GRU speaker verification: training", ctx.source,
                      panels={"loss (BCE)": ["train_loss", "test_loss"],
