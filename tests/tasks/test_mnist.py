@@ -206,6 +206,22 @@ def test_the_choice_does_not_depend_on_the_test_set():
     assert first == _select(scrambled).candidates
 
 
+def test_every_run_starts_from_the_same_global_generator_state(monkeypatch):
+    """Dropout masks come from torch's global generator: each candidate and the refit must start from the
+    same state of it, whatever ran before, or the settings differ in more than the setting."""
+    states = []
+    real_train = mnist.train_classifier
+
+    def spy(*args, **kwargs):
+        states.append(torch.get_rng_state().clone())
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(mnist, "train_classifier", spy)
+    torch.manual_seed(123)
+    _select(_blobs())
+    assert len(states) == 5 and all(torch.equal(s, states[0]) for s in states[1:])
+
+
 def test_the_validation_images_are_training_images_disjoint_from_the_rest():
     data = _blobs()
     split = mnist.carve_validation(data, 60, seed=3)

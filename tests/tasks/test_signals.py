@@ -204,6 +204,25 @@ def test_training_stage_survives_a_diverging_learning_rate(lab, stage, capfd):
     assert Path(f"plots/signals/{step}/curves.png").stat().st_size > 0
 
 
+def test_the_siamese_accuracy_is_measured_at_the_decision_threshold(lab, monkeypatch):
+    """A threshold at the median test logit (not 0): the reported accuracy is the one at that cut."""
+    m = lab("signals_siamese")
+    ckpt = load_checkpoint("data/models/signals/siamese.pt")
+    model = Siamese(SpeakerEncoder(**ckpt["config"]))
+    model.load_state_dict(ckpt["state_dict"])
+    feats = load_torch("data/features/signals/speakers.pt")
+    with torch.no_grad():
+        logits = signals.verification_scores(model.eval().encoder, feats["test"], feats["test_first"],
+                                             feats["test_second"]).double().numpy()
+    y = feats["test_label"].numpy()
+    th = float(np.median(logits))
+    assert accuracy_at(logits, y, th) != accuracy_at(logits, y, 0.0)  # the test can tell them apart
+    monkeypatch.setattr(signals, "decision_threshold", lambda *_: {
+        "threshold_logit": th, "threshold": 1 / (1 + math.exp(-th)), "val_accuracy": None, "val_eer": None})
+    m = lab("signals_siamese")  # the same training run (seeded), scored at th
+    assert m["test_accuracy"] == accuracy_at(logits, y, th)
+
+
 def test_validation_speakers_are_whole_training_speakers_with_balanced_pairs():
     u = 4
     train = torch.arange(8 * u, dtype=torch.float32)[:, None, None].expand(-1, 3, 2).contiguous()  # row id
