@@ -23,7 +23,8 @@ def _params(**data) -> Params:
                   "scale": [0.85, 1.15], "shift_px": 1.5, "elastic_alpha": 2.0, "elastic_sigma": 3.0,
                   "stroke": [-0.8, 0.8], "ink_ramp": [0.15, 0.65], "test_fraction": 0.3},
         "sevens": {"source": "synthetic", "n_train": 40, "n_test": 20, "max_angle_deg": 90, "stroke_px": 0.5,
-                   "threshold": 0.5},
+                   "threshold": 0.5, "recover_angles": {"max_deg": 90, "step_deg": 0.5, "dilation_px": 2,
+                                                        "min_iou": 0.9, "min_matched": 0.99}},
     }
     for k, v in data.items():
         base[k].update(v)
@@ -147,6 +148,91 @@ def test_real_mode_uses_course_files_placed_in_external(tmp_path):
     assert meta["source"] == "real" and meta["n_train"] == 6
     d = load_sevens(tmp_path / "data" / "raw" / "sevens")
     assert d.test.shape == (4, 28, 28) and d.angles_train is None and d.source == "real"
+
+
+def _kit_sevens(tmp_path, n_train=12, n_test=8, seed=0):
+    """MNIST-format source files (sevens among other digits) and the sevens made from them by the kit's
+    documented recipe (scipy rotate, 2×2 grey dilation, > half the maximum), at known angles."""
+    from scipy import ndimage
+
+    from dlsys.data.idx import write_idx
+
+    ext = tmp_path / "data" / "external" / "sevens"
+    ext.mkdir(parents=True)
+    tri, trl, _, _ = source_split(0.3, seed=0)
+    rng = np.random.default_rng(seed)
+    truth = {}
+    for split, n, prefix in (("train", n_train, "train"), ("test", n_test, "t10k")):
+        x, y = make_digit_set(10 * n, tri, trl, DigitStyle(), seed=seed + len(split))  # n of each digit
+        sevens = x[y == 7][:n]
+        keep = np.sort(np.concatenate([np.flatnonzero(y == 7)[:n], np.flatnonzero(y != 7)[:2 * n]]))
+        write_idx(ext / f"{prefix}-images-idx3-ubyte.gz", x[keep])
+        write_idx(ext / f"{prefix}-labels-idx1-ubyte.gz", y[keep].astype(np.uint8))
+        angles = rng.uniform(-90, 90, len(sevens))
+        made = []
+        for img, a in zip(sevens, angles):
+            r = ndimage.grey_dilation(ndimage.rotate(img / 255.0, a, reshape=False, order=1), size=(2, 2))
+            made.append((r > r.max() / 2).astype(np.float32))
+        dump_pickle(np.stack(made), ext / ("tr7.pkl" if split == "train" else "te7.pkl"))
+        truth[split] = angles
+    return ext, truth
+
+
+def test_real_sevens_angles_are_recovered_from_their_mnist_sources(tmp_path):
+    _, truth = _kit_sevens(tmp_path)
+    meta = registry.acquire("sevens", _params(sevens={"source": "real"}), seed=0, root=tmp_path)
+    d = load_sevens(tmp_path / "data" / "raw" / "sevens")
+    assert d.angles_method.startswith("recovered from the MNIST sources") and meta["angles"] == d.angles_method
+    # within the grid's half step, except where the re-made image is the same at several angles
+    for split, got in (("train", d.angles_train), ("test", d.angles_test)):
+        err = np.abs(got - truth[split])
+        assert np.median(err) <= 0.25 + 1e-6 and err.max() < 3, (split, err)
+    assert meta["angle_match"]["test"]["matched"] == 1.0
+
+
+def test_real_sevens_angles_follow_the_recipe_sign_and_grid(tmp_path):
+    from dlsys.data.sevens import KitRecipe, recover_rotations
+
+    recipe = KitRecipe(max_deg=90, step_deg=0.5, dilation_px=2, min_iou=0.9, min_matched=0.99)
+    tri, trl, _, _ = source_split(0.3, seed=0)
+    x, y = make_digit_set(30, tri, trl, DigitStyle(), seed=1)
+    sources = x[y == 7][:2]
+    for angle in (-60.0, 35.0):  # on the grid: recovered exactly, with the recipe's sign
+        made = recipe.make(sources.astype(np.float64) / 255.0, angle).astype(np.float32)
+        got, iou = recover_rotations(made, sources, recipe)
+        np.testing.assert_array_equal(got, [angle, angle])
+        np.testing.assert_array_equal(iou, [1.0, 1.0])
+
+
+def test_real_sevens_from_other_sources_get_no_angles(tmp_path, caplog):
+    ext, _ = _kit_sevens(tmp_path)
+    # the same digits in another order: counts match, shapes do not
+    from dlsys.data.safe_pickle import load_pickle
+
+    train = load_pickle(ext / "tr7.pkl")
+    dump_pickle(train[::-1].copy(), ext / "tr7.pkl")
+    meta = registry.acquire("sevens", _params(sevens={"source": "real"}), seed=0, root=tmp_path)
+    assert meta["angles"].startswith("not recovered") and "tr7.pkl" in meta["angles"]
+    assert not (tmp_path / "data" / "raw" / "sevens" / "angles.json").exists()
+    assert load_sevens(tmp_path / "data" / "raw" / "sevens").angles_test is None
+    assert "not recovered" in caplog.text
+
+
+def test_real_sevens_with_a_different_number_of_sources_get_no_angles(tmp_path):
+    ext, _ = _kit_sevens(tmp_path)
+    from dlsys.data.safe_pickle import load_pickle
+
+    dump_pickle(load_pickle(ext / "te7.pkl")[:-1].copy(), ext / "te7.pkl")
+    meta = registry.acquire("sevens", _params(sevens={"source": "real"}), seed=0, root=tmp_path)
+    assert "MNIST test holds 8 sevens and te7.pkl 7 images" in meta["angles"]
+
+
+def test_real_sevens_with_some_mnist_files_missing_say_which(tmp_path):
+    ext, _ = _kit_sevens(tmp_path)
+    (ext / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DataFormatError, match="t10k-labels-idx1-ubyte.gz"):
+        registry.acquire("sevens", _params(sevens={"source": "real"}), seed=0, root=tmp_path)
+    assert not (tmp_path / "data" / "raw" / "sevens").exists()
 
 
 def test_real_mode_offline_download_fails_fast_with_manual_route(tmp_path, monkeypatch):

@@ -12,6 +12,7 @@ import math
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
@@ -145,6 +146,11 @@ def test_rotation_analysis_finds_the_unit_that_tracks_the_angle():
     assert res["metrics"]["rotation_dim"] == 1 and res["metrics"]["rotation_rho"] < -0.99
     assert res["metrics"]["angle_source"].startswith("sidecar")
     assert res["angles"] is angles
+    # the bars' principal-axis tilt is constant: it tracks neither the angle nor the latent
+    assert not np.isfinite(res["metrics"]["axis_tilt_rho_vs_true_angle"])
+    recovered = generative.rotation_analysis(mu, images.numpy(), angles, "recovered from the MNIST sources: …")
+    assert recovered["metrics"]["angle_source"] == "recovered from the MNIST sources: …"
+    assert recovered["metrics"]["rotation_rho"] == res["metrics"]["rotation_rho"]
 
 
 # ------------------------------------------------------------------ stages, in-process

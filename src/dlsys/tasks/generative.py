@@ -34,7 +34,7 @@ from dlsys.core.outputs import write_table_csv
 from dlsys.core.params import Params
 from dlsys.data.mnist import load_mnist
 from dlsys.data.registry import raw_dir
-from dlsys.data.sevens import load_sevens
+from dlsys.data.sevens import TRUE_ANGLES, load_sevens
 from dlsys.evaluation.classification import accuracy
 from dlsys.evaluation.generated import label_agreement, predict_labels
 from dlsys.evaluation.latent_effects import axis_tilt, latent_effect, latent_plane_effect, spearman_rho
@@ -127,13 +127,15 @@ def evaluate_vae(model: VAE, x: torch.Tensor, batch_size: int) -> dict:
     return {"test_bce": bce / len(x), "test_kl": kl / len(x)}
 
 
-def rotation_analysis(mu_test: np.ndarray, images: np.ndarray, true_angles: np.ndarray | None) -> dict:
-    """Which latent unit (and which plane of two) carries the rotation. Uses the true angles when the data
-    has them (synthetic sidecar), else each image's principal-axis tilt; with true angles, also how well
-    the real-data estimator would have done."""
+def rotation_analysis(mu_test: np.ndarray, images: np.ndarray, true_angles: np.ndarray | None,
+                      angles_method: str | None = None) -> dict:
+    """Which latent unit (and which plane of two) carries the rotation. Uses the applied angles when the
+    data has them (the synthetic sidecar, or recovered from the real sevens' MNIST sources), else each
+    image's principal-axis tilt; with applied angles, also how well the tilt estimate tracks them and the
+    rotation unit's ρ with the tilt."""
     estimated = axis_tilt(images)
     if true_angles is not None:
-        angles, angle_source = true_angles, "sidecar (true rotation)"
+        angles, angle_source = true_angles, angles_method or TRUE_ANGLES
     else:
         angles, angle_source = estimated, "principal-axis tilt from pixel moments"
     effect = latent_effect(mu_test, angles)
@@ -171,7 +173,7 @@ def run_vae(ctx: StageContext) -> None:
     if ok:
         with torch.no_grad():
             mu_test = model.encode(x_test)[0].cpu().numpy()
-        analysis = rotation_analysis(mu_test, data.test, data.angles_test)
+        analysis = rotation_analysis(mu_test, data.test, data.angles_test, data.angles_method)
         metrics.update(analysis["metrics"])
         m = analysis["metrics"]
         log.info("rotation: latent dim %s, Spearman rho %.3f; plane %s, rho %.3f (%s)", m["rotation_dim"],
