@@ -182,10 +182,8 @@ def recover_rotations(rotated: np.ndarray, sources: np.ndarray, recipe: KitRecip
     return angles.astype(np.float32), best
 
 
-def _mnist_sevens(files: dict[str, Path], split: str) -> np.ndarray | None:
+def _mnist_sevens(files: dict[str, Path], split: str) -> np.ndarray:
     images, labels = MNIST_SOURCES[split]
-    if images not in files or labels not in files:
-        return None
     x = read_idx(files[images], expect_ndim=3, expect_shape_tail=(SIZE, SIZE))
     y = read_idx(files[labels], expect_ndim=1)
     if len(x) != len(y):
