@@ -4,7 +4,8 @@ Loss = BCE + KL (both logged per epoch); final-epoch model. Outputs: data/models
 metrics/generative/vae.json (BCE and KL, the latent dimension whose mean has the largest |Spearman ρ|
 with the rotation angle on the test sevens, and the best plane of two), plots/generative/vae/ (loss
 curves, one traversal figure per dimension and a combined one, latent mean vs angle). Angles: the
-synthetic sidecar's true rotation; for real data each image's principal-axis angle from its pixel moments.
+synthetic sidecar's true rotation; for real data the rotation recovered from each seven's MNIST source at
+acquire, else each image's principal-axis angle from its pixel moments.
 """
 
 from dlsys.core.context import stage_main

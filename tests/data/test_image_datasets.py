@@ -190,18 +190,49 @@ def test_real_sevens_angles_are_recovered_from_their_mnist_sources(tmp_path):
     assert meta["angle_match"]["test"]["matched"] == 1.0
 
 
-def test_real_sevens_angles_follow_the_recipe_sign_and_grid(tmp_path):
+def test_real_sevens_angles_follow_the_kits_sign_grid_and_ties(tmp_path):
+    """Targets made per image with scipy as the kit states (not through KitRecipe), one source at a lower
+    peak (the threshold is half of each image's own maximum); on-grid angles come back exactly."""
+    from scipy import ndimage
+
     from dlsys.data.sevens import KitRecipe, recover_rotations
 
     recipe = KitRecipe(max_deg=90, step_deg=0.5, dilation_px=2, min_iou=0.9, min_matched=0.99)
     tri, trl, _, _ = source_split(0.3, seed=0)
     x, y = make_digit_set(30, tri, trl, DigitStyle(), seed=1)
-    sources = x[y == 7][:2]
-    for angle in (-60.0, 35.0):  # on the grid: recovered exactly, with the recipe's sign
-        made = recipe.make(sources.astype(np.float64) / 255.0, angle).astype(np.float32)
-        got, iou = recover_rotations(made, sources, recipe)
-        np.testing.assert_array_equal(got, [angle, angle])
-        np.testing.assert_array_equal(iou, [1.0, 1.0])
+    sources = x[y == 7][:2].copy()
+    sources[1] = (sources[1] * 0.6).astype(np.uint8)  # faint: a threshold over the whole batch would cut it
+    for angles in ((-60.0, 35.0), (12.5, -89.5)):
+        made = []
+        for img, a in zip(sources, angles):
+            r = ndimage.grey_dilation(ndimage.rotate(img / 255.0, a, reshape=False, order=1), size=(2, 2))
+            made.append((r > r.max() / 2).astype(np.float32))
+        got, iou, tie = recover_rotations(np.stack(made), sources, recipe)
+        assert np.all(iou == 1.0)
+        # exact, or the middle of a run of grid angles that re-make the same pixels (never its first end)
+        assert np.all(np.abs(got - np.array(angles)) <= tie / 2 + 1e-6), (got, angles, tie)
+        assert np.all(tie < 3)
+
+
+def test_tied_matches_take_the_middle_of_the_tied_angles():
+    from dlsys.data.sevens import KitRecipe, recover_rotations
+
+    recipe = KitRecipe(max_deg=90, step_deg=0.5, dilation_px=2, min_iou=0.9, min_matched=0.99)
+    disc = np.zeros((1, 28, 28), np.float64)
+    yy, xx = np.mgrid[:28, :28]
+    disc[0][(yy - 13.5) ** 2 + (xx - 13.5) ** 2 <= 36] = 255.0  # a centred disc looks the same at every angle
+    made = recipe.make(disc / 255.0, 0.0).astype(np.float32)
+    got, iou, tie = recover_rotations(made, disc.astype(np.uint8), recipe)
+    assert iou[0] == 1.0 and tie[0] == 180.0 and got[0] == 0.0
+
+
+def test_recover_angles_step_must_divide_the_range():
+    from dlsys.data.sevens import KitRecipe
+
+    p = _params(sevens={"recover_angles": {"max_deg": 90, "step_deg": 0.7, "dilation_px": 2, "min_iou": 0.9,
+                                           "min_matched": 0.99}}).sub("data.sevens")
+    with pytest.raises(registry.UserError, match="step_deg"):
+        KitRecipe.from_params(p)
 
 
 def test_real_sevens_from_other_sources_get_no_angles(tmp_path, caplog):
@@ -216,6 +247,16 @@ def test_real_sevens_from_other_sources_get_no_angles(tmp_path, caplog):
     assert not (tmp_path / "data" / "raw" / "sevens" / "angles.json").exists()
     assert load_sevens(tmp_path / "data" / "raw" / "sevens").angles_test is None
     assert "not recovered" in caplog.text
+
+
+def test_real_sevens_whose_test_split_does_not_match_get_no_angles(tmp_path):
+    ext, _ = _kit_sevens(tmp_path)
+    from dlsys.data.safe_pickle import load_pickle
+
+    dump_pickle(load_pickle(ext / "te7.pkl")[::-1].copy(), ext / "te7.pkl")
+    meta = registry.acquire("sevens", _params(sevens={"source": "real"}), seed=0, root=tmp_path)
+    assert meta["angles"].startswith("not recovered") and "te7.pkl" in meta["angles"]
+    assert not (tmp_path / "data" / "raw" / "sevens" / "angles.json").exists()
 
 
 def test_real_sevens_with_a_different_number_of_sources_get_no_angles(tmp_path):

@@ -155,6 +155,16 @@ def test_rotation_analysis_finds_the_unit_that_tracks_the_angle():
 
 # ------------------------------------------------------------------ stages, in-process
 
+def test_vae_stage_names_how_its_angles_were_obtained(lab, tmp_path):
+    """Bug caught: the stage dropping the angles' provenance, so recovered real angles read as a sidecar."""
+    sidecar = tmp_path / "data/raw/sevens/angles.json"
+    meta = json.loads(sidecar.read_text())
+    sidecar.write_text(json.dumps({**meta, "method": "recovered from the MNIST sources: test"}))
+    m = _metrics(lab("generative_vae"), "vae")
+    assert m["angle_source"] == "recovered from the MNIST sources: test"
+    assert len(m["rho_per_dim_vs_axis_tilt"]) == 4
+
+
 def test_vae_stage(lab):
     """Bugs caught: BCE/KL missing from the curves, traversals not one per latent unit, the checkpoint not
     rebuilding the model, the metrics not saying how the model was chosen."""

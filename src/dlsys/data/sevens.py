@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dlsys.core.errors import DataFormatError
+from dlsys.core.errors import DataFormatError, UserError
 from dlsys.core.outputs import write_json
 from dlsys.core.params import Params
 from dlsys.data.idx import read_idx
@@ -135,7 +135,8 @@ class KitRecipe:
     interpolation, grey-dilate with a flat `dilation_px` square, keep pixels above half the image's
     maximum) and how finely and how strictly to match it."""
     max_deg: float         # angles searched: [−max_deg, +max_deg]
-    step_deg: float        # grid step (the recovered angle is within step/2 of the applied one)
+    step_deg: float        # grid step (the recovered angle is within step/2 of the applied one when the best
+                           # match is unique; see `recover_rotations` for ties)
     dilation_px: int
     min_iou: float         # a seven counts as matched when its best intersection-over-union reaches this
     min_matched: float     # fraction of sevens that must match, else the sources are not these sevens' own
@@ -143,16 +144,22 @@ class KitRecipe:
     @classmethod
     def from_params(cls, p: Params) -> "KitRecipe":
         g = p.sub("recover_angles")
-        return cls(max_deg=g.float("max_deg", gt=0, hi=180), step_deg=g.float("step_deg", gt=0, hi=90),
-                   dilation_px=g.int("dilation_px", lo=1, hi=8), min_iou=g.float("min_iou", gt=0, hi=1),
-                   min_matched=g.float("min_matched", gt=0, hi=1))
+        r = cls(max_deg=g.float("max_deg", gt=0, hi=180), step_deg=g.float("step_deg", gt=0, hi=90),
+                dilation_px=g.int("dilation_px", lo=1, hi=8), min_iou=g.float("min_iou", gt=0, hi=1),
+                min_matched=g.float("min_matched", gt=0, hi=1))
+        steps = 2 * r.max_deg / r.step_deg
+        if abs(steps - round(steps)) > 1e-9 or round(steps) < 1:
+            raise UserError(f"params.yaml: 'data.sevens.recover_angles.step_deg' ({r.step_deg:g}) must divide "
+                            f"2 × max_deg ({2 * r.max_deg:g}) a whole number of times")
+        return r
 
     def grid(self) -> np.ndarray:
         n = int(round(2 * self.max_deg / self.step_deg))
         return np.linspace(-self.max_deg, self.max_deg, n + 1)
 
     def make(self, sources: np.ndarray, angle_deg: float) -> np.ndarray:
-        """Every source (N, 28, 28, grey levels in [0, 1]) rotated by the same angle, as the kit made them."""
+        """Every source (N, 28, 28, grey levels in [0, 1]) rotated by the same angle, as the kit made them.
+        The kit binarises at half of each image's own maximum (fixed by the kit's recipe, not a param)."""
         from scipy import ndimage
 
         r = ndimage.rotate(sources, angle_deg, axes=(2, 1), reshape=False, order=1)
@@ -161,25 +168,29 @@ class KitRecipe:
 
 
 def recover_rotations(rotated: np.ndarray, sources: np.ndarray, recipe: KitRecipe,
-                      desc: str = "angles") -> tuple[np.ndarray, np.ndarray]:
-    """For each rotated image, the grid angle (degrees, counter-clockwise positive) at which its source,
-    re-made by `recipe`, matches it best, and that best intersection-over-union. One batched rotation of
-    all sources per grid angle: (grid size) calls, not (grid size × N)."""
-    from tqdm import tqdm
+                      desc: str = "angles") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each rotated image (binary, N×28×28), the angle (degrees, counter-clockwise positive) at which
+    its source, re-made by `recipe`, matches it best; that best intersection-over-union; and the width of
+    the grid run that ties for it. A small seven re-made at neighbouring angles can give the same pixels,
+    so the angle is the middle of the lowest and highest grid angles reaching the best IoU (taking the
+    first would bias every tie towards −max_deg). The whole stack is rotated once per grid angle."""
+    from tqdm.auto import tqdm
 
     if rotated.shape != sources.shape:
         raise ValueError(f"rotated {rotated.shape} and sources {sources.shape} differ")
     target = rotated > 0.5
     src = sources.astype(np.float64) / (255.0 if sources.dtype == np.uint8 else 1.0)
     best = np.full(len(src), -1.0)
-    angles = np.zeros(len(src))
-    for angle in tqdm(recipe.grid(), desc=desc, leave=False):
+    lo = np.zeros(len(src))
+    hi = np.zeros(len(src))
+    for angle in tqdm(recipe.grid(), desc=desc, leave=False, mininterval=1.0):
         made = recipe.make(src, float(angle))
         union = (made | target).sum(axis=(1, 2))
         iou = (made & target).sum(axis=(1, 2)) / np.maximum(union, 1)
-        better = iou > best
-        best[better], angles[better] = iou[better], angle
-    return angles.astype(np.float32), best
+        better, tied = iou > best, iou == best
+        best[better], lo[better], hi[better] = iou[better], angle, angle
+        hi[tied] = angle
+    return ((lo + hi) / 2).astype(np.float32), best, hi - lo
 
 
 def _mnist_sevens(files: dict[str, Path], split: str) -> np.ndarray:
@@ -203,20 +214,22 @@ def recover_kit_angles(arrays: dict[str, np.ndarray], files: dict[str, Path], ou
         raise DataFormatError(f"{files[placed[0]].parent}: only some MNIST source files are placed; also place "
                               f"{', '.join(missing)} (or remove them all)")
     recipe = KitRecipe.from_params(p)
+    sources = {split: _mnist_sevens(files, split) for split in FILES}
+    for split in FILES:  # both counts before minutes of matching
+        n = len(arrays[split])
+        if len(sources[split]) != n:
+            reason = (f"not recovered: MNIST {split} holds {len(sources[split])} sevens and {FILES[split]} {n} "
+                      f"images, so they are not the sources of these sevens")
+            log.warning("sevens: angles %s", reason)
+            return {"angles": reason}
     result: dict[str, np.ndarray] = {}
     stats = {}
     for split in FILES:
-        sources = _mnist_sevens(files, split)
-        n = len(arrays[split])
-        if len(sources) != n:
-            reason = (f"not recovered: MNIST {split} holds {len(sources)} sevens and {FILES[split]} {n} images, so "
-                      f"they are not the sources of these sevens")
-            log.warning("sevens: angles %s", reason)
-            return {"angles": reason}
-        angles, iou = recover_rotations(arrays[split], sources, recipe, desc=f"angles {split}")
+        angles, iou, tie = recover_rotations(arrays[split], sources[split], recipe, desc=f"angles {split}")
         matched = float(np.mean(iou >= recipe.min_iou))
         stats[split] = {"iou_min": round(float(iou.min()), 4), "iou_median": round(float(np.median(iou)), 4),
-                        "matched": round(matched, 4)}
+                        "matched": round(matched, 4), "tied_over_deg_max": round(float(tie.max()), 2),
+                        "tied_fraction": round(float(np.mean(tie > 0)), 4)}
         if matched < recipe.min_matched:
             reason = (f"not recovered: only {matched:.1%} of {FILES[split]} match their MNIST source at "
                       f"IoU >= {recipe.min_iou} (need {recipe.min_matched:.0%}); these sevens were made another way")

@@ -147,6 +147,7 @@ def rotation_analysis(mu_test: np.ndarray, images: np.ndarray, true_angles: np.n
         out["axis_tilt_rho_vs_true_angle"] = spearman_rho(estimated, true_angles)
         out["rotation_dim_rho_vs_axis_tilt"] = (
             spearman_rho(mu_test[:, effect["best_dim"]], estimated) if effect["best_dim"] is not None else None)
+        out["rho_per_dim_vs_axis_tilt"] = latent_effect(mu_test, estimated)["rho_per_dim"]
     return {"metrics": out, "angles": angles, "effect": effect}
 
 
@@ -224,7 +225,7 @@ def plot_latent_vs_angle(mu: np.ndarray, angles, effect: dict, angle_source: str
     fig, axes = new_figure(1)
     ax = axes[0][0]
     ax.scatter(np.asarray(angles), mu[:, k], s=4, alpha=0.5)
-    ax.set(xlabel=f"angle, degrees ({angle_source})", ylabel=f"latent mean z{k}")
+    ax.set(xlabel=f"angle, degrees ({angle_source.split(':')[0]})", ylabel=f"latent mean z{k}")
     ax.set_title(titled(f"test sevens: z{k} vs rotation, Spearman rho {effect['rho']:+.3f}", source))
     save_figure(fig, out / "latent_vs_angle.png")
 
