@@ -28,7 +28,7 @@ def test_fit_learns_and_keeps_the_best_epoch():
     assert log.epochs_run == 5 and not log.diverged
     assert log.rows[-1]["train_loss"] < log.rows[0]["train_loss"] / 5
     assert log.best["val_mse"] == min(r["val_mse"] for r in log.rows)
-    assert math.isclose(float(loss_fn(model, (x, y))), log.best["val_mse"], rel_tol=1e-5)
+    assert math.isclose(float(loss_fn(model, (x, y)).detach()), log.best["val_mse"], rel_tol=1e-5)
 
 
 def test_divergence_is_recorded_not_raised():
