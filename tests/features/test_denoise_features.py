@@ -83,9 +83,36 @@ def test_the_validation_tail_is_cut_off_before_the_transform():
     assert torch.equal(f.test_01.clean, torch.from_numpy(d.test_01_s))
 
 
+@pytest.mark.parametrize("val_seconds", [2.0, 0.0])
+def test_the_test_tail_is_the_pair_s_end_and_the_validation_tail_precedes_it(val_seconds):
+    """[train | val | pair_test]: each piece transformed alone, so no frame mixes samples of two pieces."""
+    d = _pair_data(n_train=9000)
+    f = pair_features(d, 256, 128, "cpu", val_seconds=val_seconds, test_seconds=1.5)  # sr 1000
+    n_tr = 9000 - 1500 - int(val_seconds * 1000)
+    assert f.test_seconds == 1.5 and f.val_seconds == val_seconds
+    assert torch.equal(f.pair_test.noisy, torch.from_numpy(d.train_dirty[7500:]))
+    assert torch.equal(f.pair_test.clean, torch.from_numpy(d.train_clean[7500:]))
+    assert torch.allclose(f.pair_test.mix, stft(f.pair_test.noisy, 256, 128).T, atol=1e-6)
+    assert torch.allclose(f.train_mag_x, stft(torch.from_numpy(d.train_dirty[:n_tr]), 256, 128).abs().T, atol=1e-6)
+    assert torch.allclose(f.train_mag_s, stft(torch.from_numpy(d.train_clean[:n_tr]), 256, 128).abs().T, atol=1e-6)
+    if val_seconds:
+        assert torch.equal(f.val.noisy, torch.from_numpy(d.train_dirty[n_tr:7500]))
+        assert torch.equal(f.val.clean, torch.from_numpy(d.train_clean[n_tr:7500]))
+    else:
+        assert f.val is None
+    assert torch.equal(f.test_01.clean, torch.from_numpy(d.test_01_s))  # the course's test is kept beside it
+
+
+@pytest.mark.parametrize("val_seconds, test_seconds, match", [(4.0, 3.9, "leave fewer"), (2.0, 0.1, "shorter than")])
+def test_test_tails_that_leave_nothing_or_hold_no_frame_are_user_errors(val_seconds, test_seconds, match):
+    from dlsys.core.errors import UserError
+    with pytest.raises(UserError, match=match):
+        pair_features(_pair_data(), 256, 128, "cpu", val_seconds=val_seconds, test_seconds=test_seconds)
+
+
 def test_no_tail_and_no_test_reference():
     f = pair_features(_pair_data(with_ref=False), 256, 128, "cpu", val_seconds=0.0)
-    assert f.val is None and f.test_01.clean is None
+    assert f.val is None and f.pair_test is None and f.test_seconds == 0.0 and f.test_01.clean is None
     assert f.train_mag_x.shape[0] == n_frames(8000, 128) and f.test_01.mix.shape[0] == n_frames(3000, 128)
 
 
@@ -109,11 +136,12 @@ def test_features_survive_storage_as_plain_tensors(tmp_path):
     """to_dict → save_torch → load_torch (weights_only) → from_dict gives back the same features."""
     from dlsys.core.outputs import load_torch, save_torch
 
-    f = pair_features(_pair_data(with_ref=False), 256, 128, "cpu", val_seconds=2.0)
+    f = pair_features(_pair_data(with_ref=False), 256, 128, "cpu", val_seconds=2.0, test_seconds=1.0)
     save_torch(f.to_dict(), tmp_path / "pair.pt")
     g = PairFeatures.from_dict(load_torch(tmp_path / "pair.pt"))
-    assert g.test_01.clean is None and g.val_seconds == 2.0 and g.n_bins == 129
+    assert g.test_01.clean is None and g.val_seconds == 2.0 and g.test_seconds == 1.0 and g.n_bins == 129
     assert torch.equal(g.val.mix, f.val.mix) and torch.equal(g.train_mag_s, f.train_mag_s)
+    assert torch.equal(g.pair_test.clean, f.pair_test.clean) and torch.equal(g.pair_test.mix, f.pair_test.mix)
     s = timit_split_features([_sig(3000, 0)], None, None, ["te0"], 256, 128, "cpu")
     save_torch(s.to_dict(), tmp_path / "te.pt")
     back = SplitFeatures.from_dict(load_torch(tmp_path / "te.pt"))

@@ -217,18 +217,24 @@ class _Forbidden:
         raise AssertionError(f"training/selection read a test recording ({name})")
 
 
-@pytest.mark.parametrize("with_test_ref", [True, False])
-def test_selection_reads_only_the_training_pair_and_its_tail(with_test_ref):
-    feats = pair_features(toy_pair(with_test_ref=with_test_ref), N_FFT, HOP, "cpu", val_seconds=1.0)
+@pytest.mark.parametrize("with_test_ref, test_seconds", [(True, 0.0), (False, 0.0), (False, 0.5)])
+def test_selection_reads_only_the_training_pair_and_its_tail(with_test_ref, test_seconds):
+    feats = pair_features(toy_pair(with_test_ref=with_test_ref), N_FFT, HOP, "cpu", val_seconds=1.0,
+                          test_seconds=test_seconds)
     assert (feats.test_01.clean is not None) == with_test_ref
-    guarded = dataclasses.replace(feats, test_01=_Forbidden(), test_02=_Forbidden())
-    den, hist = _train(guarded, "fc", "mask", epochs=6, lr=1e-2)
+    assert (feats.pair_test is not None) == bool(test_seconds)
+    guarded = dataclasses.replace(feats, test_01=_Forbidden(), test_02=_Forbidden(),
+                                  pair_test=_Forbidden() if test_seconds else None)
+    den, hist = _train(guarded, "fc", "mask", epochs=10, lr=3e-2)
     curve = [r["val_snr_db"] for r in hist.rows]
     assert hist.best["epoch"] == 1 + int(np.argmax(curve)) < len(curve)  # an earlier epoch wins: restore it
     # the restored model is the selected epoch's: re-measuring the tail gives the selected number
     rep = snr_report(feats.val.clean, _denoise(den, feats.val), feats.val.noisy)
     assert abs(float(rep.snr[0]) - hist.best["val_snr_db"]) < 1e-4
-    assert "held-out last 1 s" in denoise.frame_selection(feats)
+    selection = denoise.frame_selection(feats)
+    assert ("held-out 1 s of the training pair just before its last 0.5 s, the test tail" if test_seconds
+            else "held-out last 1 s of the training pair") in selection
+    assert ("test tail" in selection) == bool(test_seconds)
 
 
 def test_without_a_tail_the_final_epoch_is_kept():
@@ -379,6 +385,30 @@ def test_without_the_clean_test_reference_the_tail_is_the_number(lab):
     assert "test_01_snri_oracle_db" not in fc and fc["val_snri_oracle_db"] > fc["val_snri_db"]
     assert (lab / "audio/denoise/fc/test_01.wav").exists()
     assert _metrics(lab, "features")["test_01_clean_reference"] is False
+
+
+def test_the_kit_s_layout_scores_the_pair_s_test_tail(lab):
+    """No test_01_s (the kit): with a test tail the frame models are scored and compared on it, never on the
+    validation tail that chose their epoch; the pieces partition the training pair."""
+    (lab / "data/raw/denoise/test_01_s.wav").unlink()
+    _run(lab, "denoise_features", **{"denoise.frame.test_seconds": 1.0})
+    feats = _metrics(lab, "features")
+    assert feats["test_seconds"] == 1.0 and feats["pair_test_frames"] > 0
+    for model in denoise.FRAME_MODELS:
+        _run(lab, "denoise_frame", model)
+    for stage in ("denoise_rnn", "denoise_mask_fc", "denoise_compare"):
+        _run(lab, stage)
+    fc = _metrics(lab, "fc")
+    assert "test_01_snr_db" not in fc and fc["pair_test_snr_in_db"] != fc["val_snr_in_db"]
+    assert fc["pair_test_snri_db"] == pytest.approx(fc["pair_test_snr_db"] - fc["pair_test_snr_in_db"])
+    assert fc["pair_test_snri_oracle_db"] > fc["pair_test_snri_db"]
+    assert "last 1 s, the test tail" in fc["selection"]
+    # the test tail is the pair's last second, denoised and written beside test_01
+    assert len(read_wav(lab / "audio/denoise/fc/pair_test.wav")) == _repo_params()["data"]["denoise"]["sr"]
+    cmp_ = _metrics(lab, "compare")
+    for model in denoise.FRAME_MODELS:
+        assert cmp_[model]["dataset"] == "denoise pair's test tail"
+        assert cmp_[model]["snri_db"] == _metrics(lab, model)["pair_test_snri_db"]
 
 
 DIVERGE = [("denoise_frame", "fc", {"denoise.fc.lr": 1e30}, "fc", "fc.pt"),

@@ -67,19 +67,23 @@ class Recording:
 class PairFeatures:
     """The HW2 files as the frame denoisers see them.
 
-    Training magnitudes (|X|, |S|, |N|) come from the training pair minus its last `val_seconds`; that
-    tail is `val` (None when `val_seconds` is 0), transformed on its own so no training frame holds a
-    tail sample. `test_01.clean` is None when the clean reference is absent.
+    The training pair is cut into [train | val | pair_test]: its last `test_seconds` are `pair_test`, a
+    test recording with a clean reference (None when `test_seconds` is 0; the course's test_01 may have
+    no reference), the `val_seconds` before them are `val`, the tail that selects the epoch (None when
+    0), and the rest gives the training magnitudes (|X|, |S|, |N|). Each piece is transformed on its own,
+    so no training frame holds a sample of another. `test_01.clean` is None when its reference is absent.
     """
 
     sr: int
     n_fft: int
     hop: int
     val_seconds: float
+    test_seconds: float
     train_mag_x: torch.Tensor
     train_mag_s: torch.Tensor
     train_mag_n: torch.Tensor
     val: Recording | None
+    pair_test: Recording | None
     test_01: Recording
     test_02: Recording
 
@@ -94,7 +98,7 @@ class PairFeatures:
     def from_dict(cls, d: dict, what: str = "denoise features") -> "PairFeatures":
         _check_keys(cls, d, what)
         rec = {k: (Recording.from_dict(d[k], f"{what}: {k}") if d[k] is not None else None)
-               for k in ("val", "test_01", "test_02")}
+               for k in ("val", "pair_test", "test_01", "test_02")}
         return cls(**{**{f.name: d[f.name] for f in fields(cls)}, **rec})
 
 
@@ -104,27 +108,38 @@ def split_tail(x, n_tail: int) -> tuple[np.ndarray, np.ndarray]:
     return x[: len(x) - n_tail], x[len(x) - n_tail:]
 
 
-def pair_features(data, n_fft: int, hop: int, device, batch_size: int = 64, val_seconds: float = 0.0) -> PairFeatures:
+def pair_features(data, n_fft: int, hop: int, device, batch_size: int = 64, val_seconds: float = 0.0,
+                  test_seconds: float = 0.0) -> PairFeatures:
     """The HW2 files (`data`: train_clean, train_dirty, test_01_x, test_01_s or None, test_02_x, sr) →
-    training magnitudes of the pair minus its last `val_seconds`, that tail, test_01 and test_02."""
+    training magnitudes of the pair minus its last `val_seconds + test_seconds`, the validation tail, the
+    held-out test tail (`pair_test`), test_01 and test_02."""
     _check_pair(data.train_clean, data.train_dirty, "denoise train_clean / train_dirty")
     has_ref = getattr(data, "test_01_s", None) is not None
     if has_ref:
         _check_pair(data.test_01_s, data.test_01_x, "denoise test_01_s / test_01_x")
-    n_val = int(round(val_seconds * data.sr))
-    if n_val < 0 or len(data.train_clean) - n_val < n_fft:
-        raise UserError(f"denoise: a validation tail of {val_seconds} s leaves fewer than n_fft = {n_fft} samples "
-                        f"of the {len(data.train_clean) / data.sr:.2f}-s training pair to train on")
-    tr_s, val_s = split_tail(data.train_clean, n_val)
-    tr_x, val_x = split_tail(data.train_dirty, n_val)
-    sig = [tr_x, tr_s, tr_x - tr_s, data.test_01_x, data.test_02_x] + ([val_x] if n_val else [])
+    n_val, n_test = int(round(val_seconds * data.sr)), int(round(test_seconds * data.sr))
+    if n_val < 0 or n_test < 0 or len(data.train_clean) - n_val - n_test < n_fft:
+        raise UserError(f"denoise: a validation tail of {val_seconds} s and a test tail of {test_seconds} s leave "
+                        f"fewer than n_fft = {n_fft} samples of the {len(data.train_clean) / data.sr:.2f}-s training "
+                        f"pair to train on")
+    if 0 < n_test < n_fft:
+        raise UserError(f"denoise: a test tail of {test_seconds} s is shorter than one STFT frame (n_fft = {n_fft} "
+                        f"samples); use 0 for none")
+    rest_s, test_s = split_tail(data.train_clean, n_test)
+    rest_x, test_x = split_tail(data.train_dirty, n_test)
+    tr_s, val_s = split_tail(rest_s, n_val)
+    tr_x, val_x = split_tail(rest_x, n_val)
+    held = {name: pair for name, pair, n in (("val", (val_x, val_s), n_val), ("pair_test", (test_x, test_s), n_test))
+            if n}
+    sig = [tr_x, tr_s, tr_x - tr_s, data.test_01_x, data.test_02_x] + [x for x, _ in held.values()]
     specs = [z.cpu() for z in stft_many(sig, n_fft, hop, device=device, batch_size=batch_size)]
     x, s, n, t1x, t2x = specs[:5]
     frames = lambda z: z.T.contiguous()  # noqa: E731  (F, T) → frame-major (T, F)
+    recs = {name: Recording(frames(spec), _f32(wx), _f32(ws)) for (name, (wx, ws)), spec in zip(held.items(), specs[5:])}
     return PairFeatures(
-        sr=int(data.sr), n_fft=n_fft, hop=hop, val_seconds=n_val / data.sr,
+        sr=int(data.sr), n_fft=n_fft, hop=hop, val_seconds=n_val / data.sr, test_seconds=n_test / data.sr,
         train_mag_x=frames(x.abs()), train_mag_s=frames(s.abs()), train_mag_n=frames(n.abs()),
-        val=Recording(frames(specs[5]), _f32(val_x), _f32(val_s)) if n_val else None,
+        val=recs.get("val"), pair_test=recs.get("pair_test"),
         test_01=Recording(frames(t1x), _f32(data.test_01_x), _f32(data.test_01_s) if has_ref else None),
         test_02=Recording(frames(t2x), _f32(data.test_02_x)))
 

@@ -260,22 +260,27 @@ def _sync(device: torch.device) -> None:
 
 
 def run_features(ctx: StageContext) -> None:
-    """STFT of the HW2 files, the training pair's tail held out → data/features/denoise/pair.pt."""
+    """STFT of the HW2 files, the training pair's validation and test tails held out →
+    data/features/denoise/pair.pt."""
     sp = Spectral.from_params(ctx.params)
     val_seconds = ctx.params.float("denoise.frame.val_seconds", lo=0.0)
+    test_seconds = ctx.params.float("denoise.frame.test_seconds", lo=0.0)
     ctx.use_data("denoise")
     data = load_denoise(raw_dir("denoise"))
     t0 = time.perf_counter()
-    feats = pair_features(data, sp.n_fft, sp.hop, ctx.device, sp.batch_size, val_seconds)
+    feats = pair_features(data, sp.n_fft, sp.hop, ctx.device, sp.batch_size, val_seconds, test_seconds)
     _sync(ctx.device)
     ctx.time(stft_seconds=round(time.perf_counter() - t0, 3))
     save_torch({"features": feats.to_dict(), "datasets": ctx.datasets}, ctx.features_path(PAIR_FEATURES))
     ctx.write_metrics({
         "device": ctx.device.type, "sr": feats.sr, "train_frames": int(feats.train_mag_x.shape[0]),
         "n_bins": feats.n_bins, "val_frames": int(feats.val.mix.shape[0]) if feats.val else 0,
-        "val_seconds": feats.val_seconds, "test_01_clean_reference": feats.test_01.clean is not None,
+        "val_seconds": feats.val_seconds, "test_seconds": feats.test_seconds,
+        "pair_test_frames": int(feats.pair_test.mix.shape[0]) if feats.pair_test else 0,
+        "test_01_clean_reference": feats.test_01.clean is not None,
         "test_01_frames": int(feats.test_01.mix.shape[0]), "test_02_frames": int(feats.test_02.mix.shape[0])})
-    log.info("denoise features: %d training frames, %.2f s held out", feats.train_mag_x.shape[0], feats.val_seconds)
+    log.info("denoise features: %d training frames, %.2f s held out for validation, %.2f s for test",
+             feats.train_mag_x.shape[0], feats.val_seconds, feats.test_seconds)
 
 
 @dataclass
@@ -368,8 +373,12 @@ class FrameDenoiser:
 def frame_selection(feats: PairFeatures) -> str:
     """How `train_frame` chooses its epoch on these features (for the metrics file)."""
     if feats.val is not None:
-        return (f"best epoch by SNR on the held-out last {feats.val_seconds:g} s of the training pair "
-                f"(never trained on); test_01 is not used for selection")
+        if feats.pair_test is None:
+            return (f"best epoch by SNR on the held-out last {feats.val_seconds:g} s of the training pair "
+                    f"(never trained on); test_01 is not used for selection")
+        return (f"best epoch by SNR on the held-out {feats.val_seconds:g} s of the training pair just before its "
+                f"last {feats.test_seconds:g} s, the test tail (neither trained on); the test tail (pair_test) and test_01 "
+                f"are not used for selection")
     return "final epoch (no validation tail: denoise.frame.val_seconds is 0)"
 
 
@@ -377,8 +386,8 @@ def train_frame(model: torch.nn.Module, feats: PairFeatures, r: FrameRecipe, dev
                 desc: str) -> tuple[FrameDenoiser, EpochLog]:
     """Fit on the training columns; every epoch, the SNR of the denoised held-out tail; best epoch restored.
 
-    Only the training magnitudes and the tail are read: the test recordings never steer training or
-    selection. Without a tail the final epoch is kept.
+    Only the training magnitudes and the validation tail are read: the test recordings (pair_test, test_01,
+    test_02) never steer training or selection. Without a tail the final epoch is kept.
     """
     mag_x = feats.train_mag_x.to(device)
     mag_s = feats.train_mag_s.to(device)
@@ -449,7 +458,7 @@ def noisy_phase_oracles(rec: Recording, n_fft: int, hop: int) -> dict[str, torch
 def _oracle_metrics(feats: PairFeatures) -> dict:
     """SNR / SNRi of the noisy-phase oracles on every recording with a clean reference."""
     out = {}
-    for name, rec in (("test_01", feats.test_01), ("val", feats.val)):
+    for name, rec in (("test_01", feats.test_01), ("pair_test", feats.pair_test), ("val", feats.val)):
         if rec is not None and rec.clean is not None:
             for kind, wave in noisy_phase_oracles(rec, feats.n_fft, feats.hop).items():
                 rep = snr_report(rec.clean, wave, rec.noisy)
@@ -477,14 +486,14 @@ def run_frame(ctx: StageContext) -> None:
     den, history = train_frame(model, feats, r, ctx.device, ctx.generator, kind)
     ok = usable(history, "val_snr_db" if feats.val is not None else None)
     est = {name: den.denoise(rec, feats.n_fft, feats.hop, ctx.device) if ok else None
-           for name, rec in (("val", feats.val), ("test_01", feats.test_01), ("test_02", feats.test_02))
-           if rec is not None}
+           for name, rec in (("val", feats.val), ("pair_test", feats.pair_test), ("test_01", feats.test_01),
+                             ("test_02", feats.test_02)) if rec is not None}
     if ok and not all(bool(torch.isfinite(e).all()) for e in est.values()):
         ok, est = False, {name: None for name in est}
     clipped = 0
     with ctx.audio() as out:
-        for name in ("test_01", "test_02"):
-            if est[name] is not None:
+        for name in ("pair_test", "test_01", "test_02"):
+            if est.get(name) is not None:
                 wav, n = clip_audio(est[name])
                 clipped += n
                 write_wav(out / f"{name}.wav", wav, feats.sr, atomic=False)
@@ -494,6 +503,7 @@ def run_frame(ctx: StageContext) -> None:
     last = history.rows[-1] if history.rows else {}
     oracle = _oracle_metrics(feats)
     metrics = {**_snr_metrics("test_01", feats.test_01, est["test_01"]),
+               **_snr_metrics("pair_test", feats.pair_test, est.get("pair_test")),
                **_snr_metrics("val", feats.val, est.get("val")), **oracle,
                "best_epoch": history.best.get("epoch") if ok and history.best else None,
                "last_epoch_val_snr_db": last.get("val_snr_db"),
@@ -719,11 +729,12 @@ def _write_mask_outputs(ctx: StageContext, feats: "TimitFeatures", vp: PaddedSpl
 
 # ============================================================================ comparison
 
-# model → (dataset it is evaluated on, metrics prefix); the frame models fall back to their held-out
-# training tail when test_01 has no clean reference.
+# model → (dataset it is evaluated on, metrics prefix).
 COMPARE = {"fc": ("denoise test_01", "test_01"), "cnn1d": ("denoise test_01", "test_01"),
            "mask_fc": ("timit v/ (mean)", "v"), "rnn": ("timit v/ (mean)", "v")}
-TAIL = ("denoise training tail (validation)", "val")
+# A frame model without a clean test_01 reference is compared on the pair's held-out test tail, and only
+# without that on its validation tail (the data that chose its epoch: labelled so).
+FRAME_FALLBACKS = (("denoise pair's test tail", "pair_test"), ("denoise training tail (validation)", "val"))
 
 
 def _read_metrics(step: str) -> dict:
@@ -740,8 +751,9 @@ def run_compare(ctx: StageContext) -> None:
     rows = []
     for model, (dataset, prefix) in COMPARE.items():
         m = _read_metrics(model)
-        if f"{prefix}_snr_db" not in m and f"{TAIL[1]}_snr_db" in m:
-            dataset, prefix = TAIL
+        if model in FRAME_MODELS:
+            dataset, prefix = next(((d, p) for d, p in ((dataset, prefix), *FRAME_FALLBACKS) if f"{p}_snr_db" in m),
+                                   (dataset, prefix))
         if model in ("rnn", "mask_fc"):
             ctx.datasets.setdefault("timit_denoise", {"source": m["data_source"]})
         rows.append({"model": model, "dataset": dataset, "snr_db": m.get(f"{prefix}_snr_db"),

@@ -144,10 +144,10 @@ def rotation_analysis(mu_test: np.ndarray, images: np.ndarray, true_angles: np.n
            "rotation_abs_rho": effect["abs_rho"], "rho_per_dim": effect["rho_per_dim"],
            "rotation_plane_dims": plane["dims"], "rotation_plane_rho": plane["rho"]}
     if true_angles is not None:
+        tilt_rhos = latent_effect(mu_test, estimated)["rho_per_dim"]
         out["axis_tilt_rho_vs_true_angle"] = spearman_rho(estimated, true_angles)
-        out["rotation_dim_rho_vs_axis_tilt"] = (
-            spearman_rho(mu_test[:, effect["best_dim"]], estimated) if effect["best_dim"] is not None else None)
-        out["rho_per_dim_vs_axis_tilt"] = latent_effect(mu_test, estimated)["rho_per_dim"]
+        out["rotation_dim_rho_vs_axis_tilt"] = tilt_rhos[effect["best_dim"]] if effect["best_dim"] is not None else None
+        out["rho_per_dim_vs_axis_tilt"] = tilt_rhos
     return {"metrics": out, "angles": angles, "effect": effect}
 
 
