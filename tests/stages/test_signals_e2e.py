@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
+from dlsys.core.params import read_yaml
 from dlsys.data.safe_pickle import dump_pickle
 from dlsys.data.wav import write_wav
 
@@ -101,8 +103,12 @@ def test_speaker_verification_stages(repo_copy):
 def test_keyword_spotting_stages(repo_copy):
     _speech_commands(repo_copy.path)
     repo_copy.set_params({"signals.kws.train.epochs": 3, "signals.kws.train.batch_size": 16, "signals.kws.train.lr_drop_epoch": 2,
-                          "signals.kws.background_fraction": 0.5})
+                          "signals.kws.background_fraction": 0.5,
+                          # the kit's recipe: shifted words mixed with training background
+                          "signals.kws.train.shift_frames": 5, "signals.kws.train.background_mix": 1.0})
     repo_copy.stage("stages/signals_kws_features.py")
+    feats = torch.load(repo_copy.path / "data/features/signals/kws.pt", weights_only=True)
+    assert feats["log_eps"] == read_yaml((repo_copy.path / "params.yaml").read_text())["signals"]["kws"]["features"]["eps"]
     repo_copy.stage("stages/signals_kws.py")
     m = _metrics(repo_copy, "kws")
     assert m["data_source"] == "synthetic"

@@ -126,7 +126,7 @@ def _write_speaker_features(root: Path) -> None:
 def _write_kws_features(root: Path) -> None:
     g = torch.Generator().manual_seed(0)
     classes = ["yes", "no", "unknown", "background"]
-    data = {"classes": classes, "source": "synthetic", "datasets": {"speech_commands": SYNTHETIC}}
+    data = {"classes": classes, "source": "synthetic", "datasets": {"speech_commands": SYNTHETIC}, "log_eps": 1e-6}
     for split, n in (("train", 32), ("validation", 8), ("testing", 8)):
         data[split] = {"x": torch.randn(n, 8, 12, generator=g), "y": torch.arange(n) % 4}
     save_torch(data, root / "data/features/signals/kws.pt")
@@ -179,6 +179,52 @@ def test_training_stage_runs_and_states_how_its_model_was_chosen(lab, stage):
     assert ckpt["diverged"] is False and ckpt["stage"] == stage.split("@")[0]
     rows = Path(f"plots/signals/{step}/curves.csv").read_text().splitlines()
     assert len(rows) == 1 + 3 and Path(f"plots/signals/{step}/curves.png").stat().st_size > 0
+
+
+def test_kws_shifts_the_training_batches_and_nothing_else(lab, monkeypatch):
+    """signals.kws.train.shift_frames reaches every training batch, and only those: validation and test
+    clips are scored as they are."""
+    calls = []
+    real = signals.time_shift
+
+    def recording(x, max_frames, generator):
+        calls.append((len(x), max_frames))
+        return real(x, max_frames, generator)
+
+    monkeypatch.setattr(signals, "time_shift", recording)
+    lab("signals_kws", {"signals.kws.train.shift_frames": 2})
+    # 3 epochs of the 32 training clips in batches of 8: 12 calls, every one shifting by up to 2 frames
+    assert calls == [(8, 2)] * 12
+
+
+def test_kws_mixes_only_training_background_into_training_batches(lab, monkeypatch):
+    """signals.kws.train.background_mix draws its noise from the training split's background clips, at the
+    features' log floor, for every training batch and nothing else."""
+    feats = load_torch("data/features/signals/kws.pt")
+    train_bg = feats["train"]["x"][feats["train"]["y"] == feats["classes"].index("background")]
+    calls = []
+    real = signals.mix_background
+
+    def recording(x, background, max_gain, eps, generator):
+        assert torch.equal(background, train_bg) and eps == feats["log_eps"] and max_gain == 0.7
+        calls.append(len(x))
+        return real(x, background, max_gain, eps, generator)
+
+    monkeypatch.setattr(signals, "mix_background", recording)
+    lab("signals_kws", {"signals.kws.train.background_mix": 0.7})
+    assert calls == [8] * 12
+
+
+def test_kws_mixing_from_features_without_their_log_floor_is_one_clear_error(lab, capsys):
+    path = Path("data/features/signals/kws.pt")
+    feats = load_torch(path)
+    del feats["log_eps"]
+    save_torch(feats, path)
+    lab("signals_kws")  # no mixing: the floor is not needed
+    with pytest.raises(SystemExit) as exc:
+        lab("signals_kws", {"signals.kws.train.background_mix": 0.5})
+    err = capsys.readouterr().err
+    assert exc.value.code != 0 and "no log_eps" in err and "signals_kws_features" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("stage", list(TRAINING))

@@ -37,7 +37,7 @@ from dlsys.data.registry import raw_dir
 from dlsys.data.wav import read_wav
 from dlsys.evaluation.classification import accuracy, confusion_matrix, confusion_rows, per_class_accuracy, predict
 from dlsys.evaluation.verification import accuracy_at, best_threshold, equal_error_rate, roc_auc, roc_curve
-from dlsys.features.keywords import SPLITS, background_segments
+from dlsys.features.keywords import SPLITS, background_segments, mix_background, time_shift
 from dlsys.features.logmel import LogMel, fit_length, logmel_batched
 from dlsys.features.pairs import PairBatches, all_pairs
 from dlsys.features.stft import stft
@@ -373,6 +373,8 @@ class KwsRecipe:
     epochs: int
     lr_drop_epoch: int
     lr_drop_factor: float
+    shift_frames: int
+    background_mix: float
 
     @classmethod
     def from_params(cls, p: Params) -> "KwsRecipe":
@@ -381,7 +383,8 @@ class KwsRecipe:
         return cls(filters=tuple(k.list("filters", item_type=int, min_len=1, lo=1)),
                    pooled_blocks=k.int("pooled_blocks", lo=0), dropout=k.float("dropout", lo=0, hi=1),
                    lr=t.float("lr", gt=0), batch_size=t.int("batch_size", lo=1), epochs=t.int("epochs", lo=1),
-                   lr_drop_epoch=t.int("lr_drop_epoch", lo=1), lr_drop_factor=t.float("lr_drop_factor", lo=0))
+                   lr_drop_epoch=t.int("lr_drop_epoch", lo=1), lr_drop_factor=t.float("lr_drop_factor", lo=0),
+                   shift_frames=t.int("shift_frames", lo=0), background_mix=t.float("background_mix", lo=0))
 
 
 def run_kws_features(ctx: StageContext) -> None:
@@ -404,7 +407,8 @@ def run_kws_features(ctx: StageContext) -> None:
     bg = background_segments(noises, counts, r.length, r.background_gain, rng)
 
     extractor = r.extractor()
-    data = {"classes": r.classes, "source": sc.source, "datasets": ctx.datasets}
+    # log_eps: the features' log floor, which undoing the log (mix_background) needs
+    data = {"classes": r.classes, "source": sc.source, "datasets": ctx.datasets, "log_eps": r.eps}
     for s in SPLITS:
         x = np.concatenate([audio[split == s], bg[s]])
         y = np.concatenate([labels[split == s], np.full(len(bg[s]), len(r.classes) - 1, np.int64)])
@@ -455,8 +459,20 @@ def run_kws(ctx: StageContext) -> None:
     ce = torch.nn.CrossEntropyLoss(weight=weights)
     opt = torch.optim.Adam(model.parameters(), lr=r.lr)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=r.lr_drop_epoch, gamma=r.lr_drop_factor)
-    hist = fit(model, opt, TensorBatches([xtr, ytr], r.batch_size, generator=ctx.generator),
-               lambda m, b: ce(m(b[0]), b[1]), r.epochs,
+
+    # the training split's background clips: noise to mix into training words (never validation or test noise)
+    background = xtr[ytr == classes.index(BACKGROUND)]
+    if r.background_mix > 0 and "log_eps" not in d:
+        raise UserError(f"{ctx.features_path(KWS_FEATURES)}: written by an older version (no log_eps, which "
+                        f"signals.kws.train.background_mix needs); re-create it with `dvc repro signals_kws_features`")
+    eps = float(d["log_eps"]) if r.background_mix > 0 else 0.0
+
+    def loss_fn(m, batch):
+        x, y = batch
+        x = mix_background(x, background, r.background_mix, eps, ctx.generator)
+        return ce(m(time_shift(x, r.shift_frames, ctx.generator)), y)
+
+    hist = fit(model, opt, TensorBatches([xtr, ytr], r.batch_size, generator=ctx.generator), loss_fn, r.epochs,
                evaluate=lambda m, _epoch: {"val_accuracy": _safe_accuracy(m, xva, yva)},
                scheduler=sched, select="val_accuracy", mode="max", desc="kws")
     best = hist.best if hist.best and _finite(hist.best.get("val_accuracy")) is not None else None
