@@ -103,7 +103,9 @@ def test_the_test_tail_is_the_pair_s_end_and_the_validation_tail_precedes_it(val
     assert torch.equal(f.test_01.clean, torch.from_numpy(d.test_01_s))  # the course's test is kept beside it
 
 
-@pytest.mark.parametrize("val_seconds, test_seconds, match", [(4.0, 3.9, "leave fewer"), (2.0, 0.1, "shorter than")])
+@pytest.mark.parametrize("val_seconds, test_seconds, match", [(4.0, 3.9, "leave fewer"),
+                                                               (2.0, 0.1, "test tail of 0.1 s is shorter"),
+                                                               (0.1, 2.0, "validation tail of 0.1 s is shorter")])
 def test_test_tails_that_leave_nothing_or_hold_no_frame_are_user_errors(val_seconds, test_seconds, match):
     from dlsys.core.errors import UserError
     with pytest.raises(UserError, match=match):

@@ -181,20 +181,39 @@ def test_training_stage_runs_and_states_how_its_model_was_chosen(lab, stage):
     assert len(rows) == 1 + 3 and Path(f"plots/signals/{step}/curves.png").stat().st_size > 0
 
 
+MARK = 1000.0  # added by the spies below: the features are N(0, 1), so a marked input is unmistakable
+
+
+def _watch_kws_inputs(monkeypatch) -> list[tuple[bool, bool]]:
+    """(training mode, marked input) for every forward pass of the KWS CNN the stage builds."""
+    seen = []
+
+    class Watched(signals.KwsCNN):
+        def forward(self, x):
+            seen.append((self.training, bool((x > MARK / 2).all())))
+            return super().forward(x)
+
+    monkeypatch.setattr(signals, "KwsCNN", Watched)
+    return seen
+
+
 def test_kws_shifts_the_training_batches_and_nothing_else(lab, monkeypatch):
-    """signals.kws.train.shift_frames reaches every training batch, and only those: validation and test
-    clips are scored as they are."""
+    """signals.kws.train.shift_frames reaches every training batch, and only those: the model trains on the
+    shifted batches, and validation and test clips are scored as they are."""
     calls = []
     real = signals.time_shift
 
-    def recording(x, max_frames, generator):
+    def marking(x, max_frames, generator):
         calls.append((len(x), max_frames))
-        return real(x, max_frames, generator)
+        return real(x, max_frames, generator) + MARK
 
-    monkeypatch.setattr(signals, "time_shift", recording)
+    monkeypatch.setattr(signals, "time_shift", marking)
+    seen = _watch_kws_inputs(monkeypatch)
     lab("signals_kws", {"signals.kws.train.shift_frames": 2})
     # 3 epochs of the 32 training clips in batches of 8: 12 calls, every one shifting by up to 2 frames
     assert calls == [(8, 2)] * 12
+    assert [marked for training, marked in seen if training] == [True] * 12  # the shifted batch is what trains
+    assert seen and not any(marked for training, marked in seen if not training)
 
 
 def test_kws_mixes_only_training_background_into_training_batches(lab, monkeypatch):
@@ -205,14 +224,17 @@ def test_kws_mixes_only_training_background_into_training_batches(lab, monkeypat
     calls = []
     real = signals.mix_background
 
-    def recording(x, background, max_gain, eps, generator):
+    def marking(x, background, max_gain, eps, generator):
         assert torch.equal(background, train_bg) and eps == feats["log_eps"] and max_gain == 0.7
         calls.append(len(x))
-        return real(x, background, max_gain, eps, generator)
+        return real(x, background, max_gain, eps, generator) + MARK
 
-    monkeypatch.setattr(signals, "mix_background", recording)
+    monkeypatch.setattr(signals, "mix_background", marking)
+    seen = _watch_kws_inputs(monkeypatch)
     lab("signals_kws", {"signals.kws.train.background_mix": 0.7})
     assert calls == [8] * 12
+    assert [marked for training, marked in seen if training] == [True] * 12
+    assert seen and not any(marked for training, marked in seen if not training)
 
 
 def test_kws_mixing_from_features_without_their_log_floor_is_one_clear_error(lab, capsys):
@@ -225,6 +247,20 @@ def test_kws_mixing_from_features_without_their_log_floor_is_one_clear_error(lab
         lab("signals_kws", {"signals.kws.train.background_mix": 0.5})
     err = capsys.readouterr().err
     assert exc.value.code != 0 and "no log_eps" in err and "signals_kws_features" in err and "Traceback" not in err
+
+
+def test_kws_mixing_without_training_background_clips_is_one_clear_error(lab, capsys):
+    """background_fraction 0 leaves nothing to mix in: refused, rather than training silently unmixed."""
+    path = Path("data/features/signals/kws.pt")
+    feats = load_torch(path)
+    keep = feats["train"]["y"] != feats["classes"].index("background")
+    feats["train"] = {"x": feats["train"]["x"][keep], "y": feats["train"]["y"][keep]}
+    save_torch(feats, path)
+    lab("signals_kws")  # no mixing: runs
+    with pytest.raises(SystemExit) as exc:
+        lab("signals_kws", {"signals.kws.train.background_mix": 0.5})
+    err = capsys.readouterr().err
+    assert exc.value.code != 0 and "no background" in err and "background_fraction" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("stage", list(TRAINING))

@@ -122,9 +122,11 @@ def pair_features(data, n_fft: int, hop: int, device, batch_size: int = 64, val_
         raise UserError(f"denoise: a validation tail of {val_seconds} s and a test tail of {test_seconds} s leave "
                         f"fewer than n_fft = {n_fft} samples of the {len(data.train_clean) / data.sr:.2f}-s training "
                         f"pair to train on")
-    if 0 < n_test < n_fft:
-        raise UserError(f"denoise: a test tail of {test_seconds} s is shorter than one STFT frame (n_fft = {n_fft} "
-                        f"samples); use 0 for none")
+    for what, n, seconds, key in (("validation", n_val, val_seconds, "val_seconds"),
+                                  ("test", n_test, test_seconds, "test_seconds")):
+        if 0 < n < n_fft:
+            raise UserError(f"denoise: a {what} tail of {seconds} s is shorter than one STFT frame (n_fft = {n_fft} "
+                            f"samples); set denoise.frame.{key} to 0 for none")
     rest_s, test_s = split_tail(data.train_clean, n_test)
     rest_x, test_x = split_tail(data.train_dirty, n_test)
     tr_s, val_s = split_tail(rest_s, n_val)

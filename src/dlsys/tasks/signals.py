@@ -461,11 +461,17 @@ def run_kws(ctx: StageContext) -> None:
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=r.lr_drop_epoch, gamma=r.lr_drop_factor)
 
     # the training split's background clips: noise to mix into training words (never validation or test noise)
-    background = xtr[ytr == classes.index(BACKGROUND)]
-    if r.background_mix > 0 and "log_eps" not in d:
-        raise UserError(f"{ctx.features_path(KWS_FEATURES)}: written by an older version (no log_eps, which "
-                        f"signals.kws.train.background_mix needs); re-create it with `dvc repro signals_kws_features`")
-    eps = float(d["log_eps"]) if r.background_mix > 0 else 0.0
+    background, eps = xtr[:0], 0.0
+    if r.background_mix > 0:
+        if "log_eps" not in d:
+            raise UserError(f"{ctx.features_path(KWS_FEATURES)}: written by an older version (no log_eps, which "
+                            f"signals.kws.train.background_mix needs); re-create it with "
+                            f"`dvc repro signals_kws_features`")
+        background = xtr[ytr == classes.index(BACKGROUND)] if BACKGROUND in classes else xtr[:0]
+        if len(background) == 0:
+            raise UserError("signals.kws.train.background_mix is set, but the training split has no background "
+                            "clips to mix in; raise signals.kws.background_fraction above 0 or set the mix to 0")
+        eps = float(d["log_eps"])
 
     def loss_fn(m, batch):
         x, y = batch
