@@ -1,6 +1,7 @@
 import torch
 
-from dlsys.models.kws_cnn import KwsCNN, class_weights
+from dlsys.models.ensemble import ProbabilityAverage
+from dlsys.models.kws_cnn import KwsCNN, build, class_weights
 
 
 def test_architecture_filters_and_output_shape():
@@ -62,3 +63,16 @@ def test_weighted_loss_has_no_pull_towards_the_majority_class():
     bias.grad = None
     torch.nn.functional.cross_entropy(bias.expand(len(labels), 3), labels).backward()
     assert bias.grad[0] < -0.5
+
+
+def test_build_rebuilds_one_cnn_or_an_ensemble_from_a_checkpoint_config():
+    member = {"n_classes": 4, "n_mels": 16, "filters": [4, 8], "pooled_blocks": 1, "dropout": 0.2}
+    assert type(build(member)) is KwsCNN
+    torch.manual_seed(0)
+    trained = build({"members": 3, "member": member}).eval()
+    assert isinstance(trained, ProbabilityAverage) and len(trained.members) == 3
+    rebuilt = build({"members": 3, "member": member}).eval()
+    rebuilt.load_state_dict(trained.state_dict())  # the same keys and shapes: strict load succeeds
+    x = torch.randn(2, 16, 20)
+    with torch.no_grad():
+        assert torch.equal(rebuilt(x), trained(x))

@@ -23,6 +23,7 @@ from dlsys.core.params import Params, read_yaml
 from dlsys.data.har import ACTIVITIES, RAW_FILE
 from dlsys.evaluation.verification import accuracy_at
 from dlsys.features.keywords import SPLITS, background_segments
+from dlsys.models.kws_cnn import build as build_kws
 from dlsys.models.siamese import Siamese, SpeakerEncoder
 from dlsys.tasks import signals
 
@@ -261,6 +262,64 @@ def test_kws_mixing_without_training_background_clips_is_one_clear_error(lab, ca
         lab("signals_kws", {"signals.kws.train.background_mix": 0.5})
     err = capsys.readouterr().err
     assert exc.value.code != 0 and "no background" in err and "background_fraction" in err and "Traceback" not in err
+
+
+def _kws_accuracy(model: torch.nn.Module, split: str) -> float:
+    feats = load_torch("data/features/signals/kws.pt")
+    with torch.no_grad():
+        return (model.eval()(feats[split]["x"]).argmax(1) == feats[split]["y"]).float().mean().item()
+
+
+def test_a_kws_ensemble_is_its_members_each_at_its_best_epoch_scored_together(lab):
+    """signals.kws.train.ensemble trains that many CNNs one after another; each keeps its best validation
+    epoch, the checkpoint rebuilds their average, and the metrics give the ensemble's numbers and each
+    member's alone. The first member is the single-CNN run."""
+    single = lab("signals_kws")
+    assert single["ensemble_members"] == 1 and "members" not in single
+    m = lab("signals_kws", {"signals.kws.train.ensemble": 3})
+    assert m["ensemble_members"] == 3 and len(m["members"]) == 3
+    assert m["members"][0] == {"best_val_accuracy": single["best_val_accuracy"], "best_epoch": single["best_epoch"],
+                               "test_accuracy": single["test_accuracy"], "diverged": False}
+    assert m["best_epoch"] == [member["best_epoch"] for member in m["members"]] and m["epochs_run"] == [3] * 3
+    assert m["member_test_accuracy_mean"] == pytest.approx(sum(x["test_accuracy"] for x in m["members"]) / 3)
+    assert "3 ensemble members" in m["selection"] and m["diverged"] is False
+
+    ckpt = load_checkpoint("data/models/signals/kws_cnn.pt")
+    model = build_kws(ckpt["config"])
+    model.load_state_dict(ckpt["state_dict"])
+    assert len(model.members) == 3
+    states = [member.state_dict() for member in model.members]
+    assert not torch.equal(states[0]["out.weight"], states[1]["out.weight"])  # their own initial weights
+    # the reported numbers are the rebuilt ensemble's, on validation and test clips as they are
+    assert m["best_val_accuracy"] == pytest.approx(_kws_accuracy(model, "validation"))
+    assert m["test_accuracy"] == pytest.approx(_kws_accuracy(model, "testing"))
+    for member, reported in zip(model.members, m["members"]):
+        assert reported["test_accuracy"] == pytest.approx(_kws_accuracy(member, "testing"))
+
+    header = Path("plots/signals/kws/curves.csv").read_text().splitlines()[0].split(",")
+    assert {f"{k}_{i}" for k in ("train_loss", "val_accuracy") for i in (1, 2, 3)} <= set(header)
+
+
+def test_a_kws_ensemble_leaves_out_a_member_whose_training_diverged(lab, monkeypatch, capfd):
+    built = []
+
+    class SecondDiverges(signals.KwsCNN):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            built.append(self)
+
+        def forward(self, x):
+            out = super().forward(x)
+            return out * math.nan if len(built) > 1 and self is built[1] and self.training else out
+
+    monkeypatch.setattr(signals, "KwsCNN", SecondDiverges)
+    m = lab("signals_kws", {"signals.kws.train.ensemble": 2})
+    assert m["diverged"] is True and m["diverged_members"] == [2]
+    assert [x["diverged"] for x in m["members"]] == [False, True] and m["members"][1]["test_accuracy"] is None
+    assert m["test_accuracy"] == m["members"][0]["test_accuracy"] is not None  # the surviving member alone
+    assert load_checkpoint("data/models/signals/kws_cnn.pt")["config"]["members"] == 1
+    assert "NaN" not in Path("metrics/signals/kws.json").read_text()
+    assert "signals_kws diverged at epoch 1" in capfd.readouterr().err
 
 
 @pytest.mark.parametrize("stage", list(TRAINING))

@@ -3,12 +3,15 @@
 Five 3×3 convolution blocks (12, 24, 48, 48, 48 filters), each conv → batch norm → ReLU, with a
 max-pool (3×3, stride 2, 'same' padding) after each of the first three blocks, a final max-pool over
 all remaining time frames, dropout, and a linear layer to the classes (softmax lives in the loss).
+`build` rebuilds a checkpoint's model from its config: one CNN or an ensemble of them.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from dlsys.models.ensemble import ProbabilityAverage
 
 
 class KwsCNN(nn.Module):
@@ -40,3 +43,11 @@ def class_weights(labels: torch.Tensor, n_classes: int) -> torch.Tensor:
     present = counts > 0
     w = w / w[present].mean()
     return w.float()
+
+
+def build(config: dict) -> nn.Module:
+    """The model a KWS checkpoint's config describes: one CNN, or (`members` set) an ensemble of
+    `members` CNNs built from `member`, averaging their class probabilities."""
+    if "members" in config:
+        return ProbabilityAverage([KwsCNN(**config["member"]) for _ in range(int(config["members"]))])
+    return KwsCNN(**config)

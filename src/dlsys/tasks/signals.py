@@ -7,14 +7,15 @@ Stages (params group `signals.*`, tests in tests/tasks/test_signals.py and tests
 - `signals_kws_features` → `run_kws_features`: log-mel features of Speech Commands, 10 words + unknown +
   background (features/logmel.py, features/keywords.py).
 - `signals_kws` → `run_kws`: the lecture's CNN (models/kws_cnn.py), class-weighted cross-entropy, lr drop,
-  best epoch chosen on the speaker-disjoint validation list.
+  best epoch chosen on the speaker-disjoint validation list; optionally an ensemble of such CNNs, each at
+  its own best epoch, averaging their probabilities (models/ensemble.py).
 - `signals_har@{dense,cnn1d}` → `run_har`: the lecture's dense net or 1-D CNN (models/har.py) on WISDM
   windows, subject-disjoint test.
 
 Model selection: the Siamese and HAR models are the final epoch's (their per-epoch test curves are drawn,
 never used to choose); the Siamese decision threshold is the most accurate one on the pairs of validation
-speakers carved from the training speakers; the KWS model is the best epoch on validation clips. Every
-metrics file says so.
+speakers carved from the training speakers; the KWS model (each member of an ensemble) is the best epoch on
+validation clips. Every metrics file says so.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from dlsys.features.logmel import LogMel, fit_length, logmel_batched
 from dlsys.features.pairs import PairBatches, all_pairs
 from dlsys.features.stft import stft
 from dlsys.models.har import CNN1dHAR, build as build_har, n_params
+from dlsys.models.ensemble import ProbabilityAverage
 from dlsys.models.kws_cnn import KwsCNN, class_weights
 from dlsys.models.siamese import Siamese, SpeakerEncoder
 from dlsys.plots import new_figure, save_figure, titled
@@ -375,6 +377,7 @@ class KwsRecipe:
     lr_drop_factor: float
     shift_frames: int
     background_mix: float
+    ensemble: int
 
     @classmethod
     def from_params(cls, p: Params) -> "KwsRecipe":
@@ -384,7 +387,8 @@ class KwsRecipe:
                    pooled_blocks=k.int("pooled_blocks", lo=0), dropout=k.float("dropout", lo=0, hi=1),
                    lr=t.float("lr", gt=0), batch_size=t.int("batch_size", lo=1), epochs=t.int("epochs", lo=1),
                    lr_drop_epoch=t.int("lr_drop_epoch", lo=1), lr_drop_factor=t.float("lr_drop_factor", lo=0),
-                   shift_frames=t.int("shift_frames", lo=0), background_mix=t.float("background_mix", lo=0))
+                   shift_frames=t.int("shift_frames", lo=0), background_mix=t.float("background_mix", lo=0),
+                   ensemble=t.int("ensemble", lo=1))
 
 
 def run_kws_features(ctx: StageContext) -> None:
@@ -454,11 +458,8 @@ def run_kws(ctx: StageContext) -> None:
 
     config = {"n_classes": len(classes), "n_mels": xtr.shape[1], "filters": list(r.filters),
               "pooled_blocks": r.pooled_blocks, "dropout": r.dropout}
-    model = KwsCNN(**{**config, "filters": r.filters}).to(device)
     weights = class_weights(ytr.cpu(), len(classes)).to(device)
     ce = torch.nn.CrossEntropyLoss(weight=weights)
-    opt = torch.optim.Adam(model.parameters(), lr=r.lr)
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=r.lr_drop_epoch, gamma=r.lr_drop_factor)
 
     # the training split's background clips: noise to mix into training words (never validation or test noise)
     background, eps = xtr[:0], 0.0
@@ -478,30 +479,93 @@ def run_kws(ctx: StageContext) -> None:
         x = mix_background(x, background, r.background_mix, eps, ctx.generator)
         return ce(m(time_shift(x, r.shift_frames, ctx.generator)), y)
 
-    hist = fit(model, opt, TensorBatches([xtr, ytr], r.batch_size, generator=ctx.generator), loss_fn, r.epochs,
-               evaluate=lambda m, _epoch: {"val_accuracy": _safe_accuracy(m, xva, yva)},
-               scheduler=sched, select="val_accuracy", mode="max", desc="kws")
-    best = hist.best if hist.best and _finite(hist.best.get("val_accuracy")) is not None else None
+    # Ensemble members differ only in their initial weights and in the draws (batch order, shifts, mixes)
+    # they take, one after the other, from the stage's generators; each keeps its best validation epoch.
+    members, hists = [], []
+    for i in range(r.ensemble):
+        model = KwsCNN(**{**config, "filters": r.filters}).to(device)
+        opt = torch.optim.Adam(model.parameters(), lr=r.lr)
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=r.lr_drop_epoch, gamma=r.lr_drop_factor)
+        hists.append(fit(model, opt, TensorBatches([xtr, ytr], r.batch_size, generator=ctx.generator), loss_fn,
+                         r.epochs, evaluate=lambda m, _epoch: {"val_accuracy": _safe_accuracy(m, xva, yva)},
+                         scheduler=sched, select="val_accuracy", mode="max",
+                         desc="kws" if r.ensemble == 1 else f"kws {i + 1}/{r.ensemble}"))
+        members.append(model)
+    _report_kws(ctx, members, hists, config, classes, weights, len(ytr), (xva, yva), (xte, yte))
+
+
+def _report_kws(ctx: StageContext, members: list, hists: list, config: dict, classes: list[str],
+                weights: torch.Tensor, n_train: int, val: tuple, test_set: tuple) -> None:
+    """Plots, metrics and checkpoint of one CNN (its best validation epoch) or of an ensemble of them."""
+    (xva, yva), (xte, yte) = val, test_set
+    single = len(members) == 1
+    chosen = [_best_val(h) for h in hists]
+    if single:
+        model, rows, best_val = members[0], hists[0].rows, chosen[0][0]
+        panels = {"weighted cross-entropy (train)": ["train_loss"], "accuracy (%)": ["val_accuracy"]}
+        labels = None
+    else:
+        kept = [m for m in members if model_is_finite(m)]  # a member diverged with no finite epoch is left out
+        model = ProbabilityAverage(kept or members)
+        best_val = _finite(_safe_accuracy(model, xva, yva))
+        rows, panels, labels = _member_rows(hists)
+        config = {"members": len(kept or members), "member": config}
     with ctx.plots() as out:
-        plot_history(hist.rows, out, "KWS CNN training", ctx.source,
-                     panels={"weighted cross-entropy (train)": ["train_loss"], "accuracy (%)": ["val_accuracy"]},
-                     diverged_at=hist.diverged_at)
+        plot_history(rows, out, "KWS CNN training" if single else f"KWS CNN training ({len(members)} members)",
+                     ctx.source, panels=panels, labels=labels, diverged_at=hists[0].diverged_at if single else None)
         test = classification_report(model, xte, yte, classes, out, "KWS test confusion", ctx.source)
     metrics = {
         **test,
-        "best_val_accuracy": best["val_accuracy"] if best else None,
-        "best_epoch": best.get("epoch") if best else None,
+        "best_val_accuracy": best_val,
+        "best_epoch": chosen[0][1] if single else [epoch for _, epoch in chosen],
         "class_weights": dict(zip(classes, weights.cpu().tolist())),
-        "train_clips": len(ytr), "validation_clips": len(yva), "test_clips": len(yte),
-        "epochs_run": hist.epochs_run, **_divergence(hist),
+        "train_clips": n_train, "validation_clips": len(yva), "test_clips": len(yte),
+        "epochs_run": hists[0].epochs_run if single else [h.epochs_run for h in hists],
+        **(_divergence(hists[0]) if single else _members_divergence(hists)),
+        "ensemble_members": len(members),
     }
+    selection = "best val_accuracy on the validation list (speakers disjoint from training and test)"
+    if not single:
+        member_test = [accuracy(predict(m, xte), yte) if model_is_finite(m) else None for m in members]
+        metrics["members"] = [{"best_val_accuracy": v, "best_epoch": e, "test_accuracy": t, "diverged": h.diverged}
+                              for (v, e), t, h in zip(chosen, member_test, hists)]
+        scored = [t for t in member_test if t is not None]
+        metrics["member_test_accuracy_mean"] = sum(scored) / len(scored) if scored else None
+        selection += (f", for each of the {len(members)} ensemble members; their softmax probabilities are "
+                      f"averaged (best_val_accuracy: the ensemble's)")
     ctx.save_checkpoint(ctx.model_path("kws_cnn.pt"), model, config, extra={"classes": classes})
-    ctx.write_metrics(metrics, selection="best val_accuracy on the validation list (speakers disjoint from "
-                                         "training and test)")
-    ctx.time(train_seconds=round(hist.seconds, 1))
-    _warn_diverged(ctx, hist)
+    ctx.write_metrics(metrics, selection=selection)
+    ctx.time(train_seconds=round(sum(h.seconds for h in hists), 1))
+    for h in hists:
+        _warn_diverged(ctx, h)
     if test["test_accuracy"] is not None:
-        log.info("kws: test accuracy %.3f", test["test_accuracy"])
+        log.info("kws: test accuracy %.3f%s", test["test_accuracy"], "" if single else
+                 f" (ensemble of {len(members)}; its members alone: mean {metrics['member_test_accuracy_mean']:.3f})")
+
+
+def _best_val(hist) -> tuple[float | None, int | None]:
+    """(validation accuracy, epoch) of the epoch the run kept; (None, None) when none was finite."""
+    best = hist.best if hist.best and _finite(hist.best.get("val_accuracy")) is not None else None
+    return (best["val_accuracy"], best.get("epoch")) if best else (None, None)
+
+
+def _member_rows(hists: list) -> tuple[list[dict], dict, dict]:
+    """Every member's curves side by side, one row per epoch (columns suffixed by the member's number)."""
+    rows: dict[int, dict] = {}
+    for i, h in enumerate(hists, start=1):
+        for row in h.rows:
+            merged = rows.setdefault(row["epoch"], {"epoch": row["epoch"]})
+            merged.update({f"{k}_{i}": v for k, v in row.items() if k != "epoch"})
+    n = range(1, len(hists) + 1)
+    panels = {"weighted cross-entropy (train)": [f"train_loss_{i}" for i in n],
+              "accuracy (%)": [f"val_accuracy_{i}" for i in n]}
+    labels = {f"{k}_{i}": f"member {i}" for k in ("train_loss", "val_accuracy") for i in n}
+    return [rows[e] for e in sorted(rows)], panels, labels
+
+
+def _members_divergence(hists: list) -> dict:
+    diverged = [i for i, h in enumerate(hists, start=1) if h.diverged]
+    return {"diverged": bool(diverged), **({"diverged_members": diverged} if diverged else {})}
 
 
 def _finite(v):

@@ -1,0 +1,23 @@
+"""An ensemble of classifiers that averages their class probabilities.
+
+Its forward returns the log of the members' mean softmax: log-probabilities, so the argmax is the
+ensemble's prediction and `CrossEntropyLoss` would read them as logits unchanged (softmax of a
+log-probability vector is that vector's probabilities).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ProbabilityAverage(nn.Module):
+    def __init__(self, members: list[nn.Module]):
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        probs = torch.stack([m(x).softmax(dim=-1) for m in self.members]).mean(dim=0)
+        return probs.log()
