@@ -30,7 +30,7 @@ def tiny_params(**overrides) -> dict:
             "model": {"channels": [4, 4], "kernel": 5, "hidden": 8},
             "n_val": N_VAL, "eval_batch": 32,
             "augment": {"bright": 1.1, "dark": 0.9, "n_preview": 2},
-            "train": {"epochs": 3, "batch_size": 50, "lr": 0.01},
+            "train": {"epochs": 3, "batch_size": 50, "lr": 0.01, "lr_drop_epoch": 0, "lr_drop_factor": 0.1},
             "pretext": {"epochs": 2, "batch_size": 64, "lr": 0.001},
             "ssl": {"n_labelled": N_LABELLED, "epochs": 6, "eval_every": 2, "lr": 0.001, "lr_transferred": 1e-5},
         },
@@ -101,6 +101,12 @@ def test_model_config_refuses_three_conv_widths():
 def test_a_zero_learning_rate_is_refused():
     with pytest.raises(UserError, match="cifar.train.lr"):
         cifar.TrainRecipe.from_params(Params(tiny_params(**{"cifar.train.lr": 0})))
+
+
+def test_a_learning_rate_drop_outside_0_to_1_is_refused():
+    for factor in (0, 1.5):
+        with pytest.raises(UserError, match="cifar.train.lr_drop_factor"):
+            cifar.TrainRecipe.from_params(Params(tiny_params(**{"cifar.train.lr_drop_factor": factor})))
 
 
 # ------------------------------------------------------------------------- evaluation and selection helpers
@@ -179,6 +185,29 @@ def test_train_selects_on_validation_and_tests_only_the_chosen_model(workdir, mo
     assert not saved["diverged"] and saved["config"]["n_classes"] == 10
     assert all(torch.equal(saved["state_dict"][k], v) for k, v in epoch1.items())
     assert m["test_acc"] == pytest.approx(real(_loaded(saved), *_test_set(), 32))
+
+
+@pytest.mark.parametrize("drop_epoch, expected", [(0, [0.01] * 5), (2, [0.01, 0.01, 0.005, 0.005, 0.0025])])
+def test_train_drops_the_learning_rate_every_lr_drop_epoch_epochs(workdir, monkeypatch, drop_epoch, expected):
+    """cifar.train.lr_drop_epoch reaches the optimiser: the lr of every training step, epoch by epoch
+    (0: the course's one constant lr)."""
+    write_params(tiny_params(**{"cifar.train.epochs": 5, "cifar.train.lr_drop_epoch": drop_epoch,
+                                "cifar.train.lr_drop_factor": 0.5}))
+    run("cifar_augment", cifar.run_augment)
+    step_lrs = []
+    real_fit = cifar.fit
+
+    def watching(model, opt, batches, loss_fn, epochs, **kwargs):
+        def loss(m, batch):
+            step_lrs.append(opt.param_groups[0]["lr"])
+            return loss_fn(m, batch)
+
+        return real_fit(model, opt, batches, loss, epochs, **kwargs)
+
+    monkeypatch.setattr(cifar, "fit", watching)
+    run("cifar_train", cifar.run_train, "baseline")
+    steps_per_epoch = math.ceil((N_TRAIN - N_VAL) / 50)
+    assert step_lrs == pytest.approx([lr for lr in expected for _ in range(steps_per_epoch)])
 
 
 def _loaded(ckpt):

@@ -95,6 +95,8 @@ class TrainRecipe:
     epochs: int
     batch_size: int
     lr: float
+    lr_drop_epoch: int
+    lr_drop_factor: float
     bright: float
     dark: float
     eval_batch: int
@@ -104,8 +106,15 @@ class TrainRecipe:
         c = p.sub("cifar")
         t, a = c.sub("train"), c.sub("augment")
         return cls(epochs=t.int("epochs", lo=1), batch_size=t.int("batch_size", lo=1), lr=t.float("lr", gt=0),
+                   lr_drop_epoch=t.int("lr_drop_epoch", lo=0), lr_drop_factor=t.float("lr_drop_factor", gt=0, hi=1),
                    bright=a.float("bright", lo=1.0), dark=a.float("dark", lo=0.0, hi=1.0),
                    eval_batch=c.int("eval_batch", lo=1))
+
+    def scheduler(self, opt: torch.optim.Optimizer):
+        """lr × lr_drop_factor every lr_drop_epoch epochs; None at 0 (the course: one constant lr)."""
+        if self.lr_drop_epoch == 0:
+            return None
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=self.lr_drop_epoch, gamma=self.lr_drop_factor)
 
 
 @dataclass(frozen=True)
@@ -269,7 +278,8 @@ def run_train(ctx: StageContext) -> None:
     opt = torch.optim.Adam(model.parameters(), lr=r.lr)
     batches = TensorBatches([x_tr, y_tr], r.batch_size, generator=ctx.generator)
     hist = fit(model, opt, batches, cross_entropy, r.epochs, desc=f"cifar_train@{variant}",
-               evaluate=lambda m, _e: {"val_acc": safe_accuracy(m, x_va, y_va, r.eval_batch)}, select="val_acc")
+               evaluate=lambda m, _e: {"val_acc": safe_accuracy(m, x_va, y_va, r.eval_batch)}, select="val_acc",
+               scheduler=r.scheduler(opt))
     # fit restored the best-validation state: the test set is used once, on the model already chosen.
     chosen = hist.best if hist.best and finite(hist.best.get("val_acc")) is not None else None
     model.eval()
