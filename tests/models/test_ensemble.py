@@ -45,6 +45,16 @@ def test_one_member_predicts_as_that_member():
     assert torch.allclose(ProbabilityAverage([member])(x), member(x).log_softmax(1), atol=1e-6)
 
 
+def test_a_class_every_member_rules_out_stays_finite():
+    # Margins of 120 and 130 logits: the rejected classes' probabilities underflow to 0 in float32, and
+    # the log of the averaged probabilities would be -inf (cross-entropy inf, accuracy "not finite").
+    members = [Fixed([120.0, 0.0, -5.0]), Fixed([130.0, 0.0, 0.0])]
+    out = ProbabilityAverage(members)(torch.zeros(2, 1))
+    assert bool(torch.isfinite(out).all()) and out.argmax(1).tolist() == [0, 0]
+    assert out[0, 1].item() == pytest.approx(math.log((math.exp(-120) + math.exp(-130)) / 2), rel=1e-4)
+    assert torch.isfinite(torch.nn.functional.cross_entropy(out, torch.tensor([1, 2])))
+
+
 def test_an_empty_ensemble_is_refused():
     with pytest.raises(ValueError, match="at least one member"):
         ProbabilityAverage([])

@@ -71,6 +71,8 @@ def test_build_rebuilds_one_cnn_or_an_ensemble_from_a_checkpoint_config():
     torch.manual_seed(0)
     trained = build({"members": 3, "member": member}).eval()
     assert isinstance(trained, ProbabilityAverage) and len(trained.members) == 3
+    # three CNNs, not one shared three times
+    assert len({m.out.weight.data_ptr() for m in trained.members}) == 3
     rebuilt = build({"members": 3, "member": member}).eval()
     rebuilt.load_state_dict(trained.state_dict())  # the same keys and shapes: strict load succeeds
     x = torch.randn(2, 16, 20)

@@ -6,6 +6,7 @@ stage script would.
 
 from __future__ import annotations
 
+import csv
 import json
 import math
 from pathlib import Path
@@ -279,7 +280,7 @@ def test_a_kws_ensemble_is_its_members_each_at_its_best_epoch_scored_together(la
     m = lab("signals_kws", {"signals.kws.train.ensemble": 3})
     assert m["ensemble_members"] == 3 and len(m["members"]) == 3
     assert m["members"][0] == {"best_val_accuracy": single["best_val_accuracy"], "best_epoch": single["best_epoch"],
-                               "test_accuracy": single["test_accuracy"], "diverged": False}
+                               "test_accuracy": single["test_accuracy"], "diverged": False, "averaged": True}
     assert m["best_epoch"] == [member["best_epoch"] for member in m["members"]] and m["epochs_run"] == [3] * 3
     assert m["member_test_accuracy_mean"] == pytest.approx(sum(x["test_accuracy"] for x in m["members"]) / 3)
     assert "3 ensemble members" in m["selection"] and m["diverged"] is False
@@ -293,11 +294,16 @@ def test_a_kws_ensemble_is_its_members_each_at_its_best_epoch_scored_together(la
     # the reported numbers are the rebuilt ensemble's, on validation and test clips as they are
     assert m["best_val_accuracy"] == pytest.approx(_kws_accuracy(model, "validation"))
     assert m["test_accuracy"] == pytest.approx(_kws_accuracy(model, "testing"))
-    for member, reported in zip(model.members, m["members"]):
+    # each member is kept at its own best validation epoch: the first maximum of its own curve
+    curves = list(csv.DictReader(open("plots/signals/kws/curves.csv")))
+    for i, (member, reported) in enumerate(zip(model.members, m["members"]), start=1):
+        assert reported["averaged"] is True
         assert reported["test_accuracy"] == pytest.approx(_kws_accuracy(member, "testing"))
-
-    header = Path("plots/signals/kws/curves.csv").read_text().splitlines()[0].split(",")
-    assert {f"{k}_{i}" for k in ("train_loss", "val_accuracy") for i in (1, 2, 3)} <= set(header)
+        curve = [float(row[f"val_accuracy_{i}"]) for row in curves]
+        assert reported["best_val_accuracy"] == pytest.approx(max(curve)) == pytest.approx(
+            _kws_accuracy(member, "validation"))
+        assert reported["best_epoch"] == 1 + curve.index(max(curve))
+    assert {f"train_loss_{i}" for i in (1, 2, 3)} <= set(curves[0])
 
 
 def test_a_kws_ensemble_leaves_out_a_member_whose_training_diverged(lab, monkeypatch, capfd):
@@ -316,6 +322,8 @@ def test_a_kws_ensemble_leaves_out_a_member_whose_training_diverged(lab, monkeyp
     m = lab("signals_kws", {"signals.kws.train.ensemble": 2})
     assert m["diverged"] is True and m["diverged_members"] == [2]
     assert [x["diverged"] for x in m["members"]] == [False, True] and m["members"][1]["test_accuracy"] is None
+    assert [x["averaged"] for x in m["members"]] == [True, False]
+    assert m["ensemble_members"] == 2 and m["ensemble_members_averaged"] == 1 and "1 averaged" in m["selection"]
     assert m["test_accuracy"] == m["members"][0]["test_accuracy"] is not None  # the surviving member alone
     assert load_checkpoint("data/models/signals/kws_cnn.pt")["config"]["members"] == 1
     assert "NaN" not in Path("metrics/signals/kws.json").read_text()

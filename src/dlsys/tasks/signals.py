@@ -527,12 +527,15 @@ def _report_kws(ctx: StageContext, members: list, hists: list, config: dict, cla
     selection = "best val_accuracy on the validation list (speakers disjoint from training and test)"
     if not single:
         member_test = [accuracy(predict(m, xte), yte) if model_is_finite(m) else None for m in members]
-        metrics["members"] = [{"best_val_accuracy": v, "best_epoch": e, "test_accuracy": t, "diverged": h.diverged}
+        metrics["members"] = [{"best_val_accuracy": v, "best_epoch": e, "test_accuracy": t, "diverged": h.diverged,
+                               "averaged": t is not None}
                               for (v, e), t, h in zip(chosen, member_test, hists)]
         scored = [t for t in member_test if t is not None]
+        metrics["ensemble_members_averaged"] = len(scored)
         metrics["member_test_accuracy_mean"] = sum(scored) / len(scored) if scored else None
-        selection += (f", for each of the {len(members)} ensemble members; their softmax probabilities are "
-                      f"averaged (best_val_accuracy: the ensemble's)")
+        selection += (f", for each of the {len(members)} ensemble members (one that diverged keeps its best finite "
+                      f"epoch; one with none is left out); the softmax probabilities of the "
+                      f"{len(scored)} averaged members are averaged (best_val_accuracy: the ensemble's)")
     ctx.save_checkpoint(ctx.model_path("kws_cnn.pt"), model, config, extra={"classes": classes})
     ctx.write_metrics(metrics, selection=selection)
     ctx.time(train_seconds=round(sum(h.seconds for h in hists), 1))
