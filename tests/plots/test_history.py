@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dlsys.plots import history
-from dlsys.plots.history import panel_of, plot_history
+from dlsys.plots.history import join_on_epoch, panel_of, plot_history
 
 
 def test_columns_are_grouped_into_loss_accuracy_and_score_panels():
@@ -91,3 +91,10 @@ def test_off_scale_rules():
     # scores cross zero: a jump from -0.2 dB to 8 dB is not an explosion when the axis is not a loss
     assert not off_scale(np.array([-0.2, 8.0]), explosive=False).any()
     assert off_scale(np.array([-0.2, 8.0])).tolist() == [False, True]
+
+
+def test_join_on_epoch_aligns_curves_and_names_their_columns():
+    curves = {"a": [{"epoch": 1.0, "x": 1}, {"epoch": 2.0, "x": 2}], "b": [{"epoch": 2.0, "x": 5}]}
+    assert join_on_epoch(curves, ("x",)) == [{"epoch": 1, "a x": 1}, {"epoch": 2, "a x": 2, "b x": 5}]
+    named = join_on_epoch(curves, ("x", "y"), column_name=lambda label, col: f"{col}_{label}")
+    assert named == [{"epoch": 1, "x_a": 1, "y_a": None}, {"epoch": 2, "x_a": 2, "y_a": None, "x_b": 5, "y_b": None}]

@@ -140,11 +140,6 @@ def test_gains_compare_final_with_final_and_selected_with_selected():
         [*base, {"epoch": 5, "test_acc": None}], {"final_test_acc": 0.5, "test_selected_acc": 0.7})
 
 
-def test_joined_aligns_curves_on_the_epoch():
-    rows = cifar.joined({"a": [{"epoch": 1.0, "x": 1}, {"epoch": 2.0, "x": 2}], "b": [{"epoch": 2.0, "x": 5}]}, ("x",))
-    assert rows == [{"epoch": 1, "a x": 1}, {"epoch": 2, "a x": 2, "b x": 5}]
-
-
 # ------------------------------------------------------------------------- stages
 
 def test_the_split_is_carved_from_the_training_images(workdir):

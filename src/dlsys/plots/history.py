@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -45,6 +45,19 @@ def _value(v: Any) -> float:
         return float(v)
     except (TypeError, ValueError):
         return math.nan
+
+
+def join_on_epoch(curves: Mapping[str, Sequence[Mapping[str, Any]]], columns: Sequence[str],
+                  column_name: Callable[[str, str], str] = "{} {}".format, x: str = "epoch") -> list[dict]:
+    """Several labelled curves side by side: one row per epoch holding each curve's `columns`, named
+    `column_name(label, column)` (by default "<label> <column>")."""
+    by_epoch: dict[int, dict] = {}
+    for label, rows in curves.items():
+        for r in rows:
+            e = int(r[x])
+            row = by_epoch.setdefault(e, {x: e})
+            row.update({column_name(label, c): r.get(c) for c in columns})
+    return [by_epoch[e] for e in sorted(by_epoch)]
 
 
 def history_columns(rows: Sequence[Mapping[str, Any]], x: str) -> list[str]:

@@ -39,7 +39,7 @@ from dlsys.features.augment import (AUGMENT_NAMES, PRETEXT_NAMES, augment_set, l
                                     to_signed, to_unit, validation_split)
 from dlsys.models.cifar_cnn import CifarCNN, transfer_features, transfer_param_groups
 from dlsys.plots import image_grid, save_figure, titled
-from dlsys.plots.history import plot_history
+from dlsys.plots.history import join_on_epoch, plot_history
 from dlsys.training import TensorBatches, fit
 
 log = logging.getLogger("dlsys.cifar")
@@ -210,17 +210,6 @@ def read_curve(path: Path) -> list[dict]:
         return [{k: (float(v) if v not in ("", None) else None) for k, v in r.items()} for r in csv.DictReader(f)]
 
 
-def joined(curves: dict[str, list[dict]], columns: tuple[str, ...]) -> list[dict]:
-    """Per-epoch rows with `<label> <column>` for each labelled curve, joined on the epoch."""
-    by_epoch: dict[int, dict] = {}
-    for label, rows in curves.items():
-        for r in rows:
-            e = int(r["epoch"])
-            row = by_epoch.setdefault(e, {"epoch": e})
-            row.update({f"{label} {c}": r.get(c) for c in columns})
-    return [by_epoch[e] for e in sorted(by_epoch)]
-
-
 # ============================================================================ augmentation study
 
 def run_augment(ctx: StageContext) -> None:
@@ -305,7 +294,7 @@ def run_augment_report(ctx: StageContext) -> None:
     ctx.step = "augment_compare"
     ctx.use_data(DATASET)
     curves = {v: read_curve(PLOTS_ROOT / ctx.family / f"train_{v}" / f"{CURVES}.csv") for v in TRAIN_VARIANTS}
-    rows = joined(curves, ("train_loss", "val_acc"))
+    rows = join_on_epoch(curves, ("train_loss", "val_acc"))
     with ctx.plots() as out:
         plot_history(rows, out, "CIFAR-10 tiny CNN: augmentation study", ctx.source, name="compare",
                      panels={"cross-entropy (train)": [f"{v} train_loss" for v in TRAIN_VARIANTS],
@@ -416,7 +405,7 @@ def run_ssl(ctx: StageContext, variant: str) -> None:
                      panels={"cross-entropy (train)": ["train_loss"], "test accuracy (%)": ["test_acc"]})
         if base is not None:
             metrics.update(gains_over_baseline(base, metrics))
-            plot_history(joined({"baseline (from scratch)": base, "transfer (rotation pretext)": curve},
+            plot_history(join_on_epoch({"baseline (from scratch)": base, "transfer (rotation pretext)": curve},
                                 ("train_loss", "test_acc")), out,
                          f"CIFAR-10, {len(y_l)} labelled images: baseline vs transfer", ctx.source, name="compare",
                          panels={"cross-entropy (train)": ["baseline (from scratch) train_loss",

@@ -48,7 +48,7 @@ from dlsys.models.kws_cnn import KwsCNN, class_weights
 from dlsys.models.siamese import Siamese, SpeakerEncoder
 from dlsys.plots import new_figure, save_figure, titled
 from dlsys.plots.confusion import plot_confusion
-from dlsys.plots.history import plot_history
+from dlsys.plots.history import join_on_epoch, plot_history
 from dlsys.training import TensorBatches, fit
 
 log = logging.getLogger("dlsys.signals")
@@ -554,16 +554,13 @@ def _best_val(hist) -> tuple[float | None, int | None]:
 
 def _member_rows(hists: list) -> tuple[list[dict], dict, dict]:
     """Every member's curves side by side, one row per epoch (columns suffixed by the member's number)."""
-    rows: dict[int, dict] = {}
-    for i, h in enumerate(hists, start=1):
-        for row in h.rows:
-            merged = rows.setdefault(row["epoch"], {"epoch": row["epoch"]})
-            merged.update({f"{k}_{i}": v for k, v in row.items() if k != "epoch"})
     n = range(1, len(hists) + 1)
+    rows = join_on_epoch({str(i): h.rows for i, h in zip(n, hists)}, ("train_loss", "val_accuracy"),
+                         column_name=lambda member, column: f"{column}_{member}")
     panels = {"weighted cross-entropy (train)": [f"train_loss_{i}" for i in n],
               "accuracy (%)": [f"val_accuracy_{i}" for i in n]}
     labels = {f"{k}_{i}": f"member {i}" for k in ("train_loss", "val_accuracy") for i in n}
-    return [rows[e] for e in sorted(rows)], panels, labels
+    return rows, panels, labels
 
 
 def _members_divergence(hists: list) -> dict:
