@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from dlsys.core.errors import DataFormatError
-from dlsys.features.denoise_features import (InputTransform, PairFeatures, SplitFeatures, chunk_frames, pad_frames,
-                                             pair_features, split_waves, timit_split_features)
+from dlsys.features.denoise_features import (InputTransform, PairFeatures, SplitFeatures, bin_weights, chunk_frames,
+                                             pad_frames, pair_features, split_waves, timit_split_features)
 from dlsys.features.stft import n_frames, stft
 
 
@@ -150,3 +150,22 @@ def test_features_survive_storage_as_plain_tensors(tmp_path):
     assert back.names == ["te0"] and back.ibm is None and torch.equal(back.mix, s.mix)
     with pytest.raises(DataFormatError, match="missing val"):
         PairFeatures.from_dict({k: v for k, v in f.to_dict().items() if k != "val"}, "old features")
+
+
+def test_bin_weights_by_name_have_mean_one():
+    mag = torch.tensor([[0.0, 1.0, 2.0], [3.0, 0.5, 1.5]])
+    assert bin_weights(mag, "uniform") is None
+    for kind, raw in (("magnitude", mag), ("power", mag ** 2)):
+        w = bin_weights(mag, kind)
+        assert w.shape == mag.shape and w.dtype == mag.dtype
+        assert torch.allclose(w, raw / raw.mean()) and float(w.mean()) == pytest.approx(1.0)
+    # the scale of the audio does not change the weights
+    assert torch.allclose(bin_weights(1e-3 * mag, "power"), bin_weights(mag, "power"))
+    assert float(bin_weights(mag, "power")[1, 0]) > float(bin_weights(mag, "magnitude")[1, 0])  # the loudest bin
+
+
+@pytest.mark.parametrize("mag, kind, match", [(torch.ones(2, 3), "energy", "unknown loss weight 'energy'"),
+                                              (torch.zeros(2, 3), "magnitude", "all zero")])
+def test_bin_weights_refuse_unknown_names_and_silence(mag, kind, match):
+    with pytest.raises(ValueError, match=match):
+        bin_weights(mag, kind)

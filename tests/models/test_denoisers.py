@@ -52,6 +52,26 @@ def test_masked_bce_ignores_padded_frames():
     assert not torch.allclose(masked_bce(logits2, target2, lengths), loss)
 
 
+def test_masked_bce_weights_each_valid_bin():
+    gen = torch.Generator().manual_seed(1)
+    logits = torch.randn(2, 4, 3, generator=gen)
+    target = (torch.rand(2, 4, 3, generator=gen) > 0.5).float()
+    weight = torch.rand(2, 4, 3, generator=gen) * 3
+    lengths = torch.tensor([4, 3])
+    per_bin = torch.nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    valid = [(b, t) for b in range(2) for t in range(int(lengths[b]))]
+    by_hand = sum(float((per_bin[b, t] * weight[b, t]).sum()) for b, t in valid) / (len(valid) * 3)
+    assert float(masked_bce(logits, target, lengths, weight)) == pytest.approx(by_hand, rel=1e-6)
+    assert torch.equal(masked_bce(logits, target, lengths, torch.ones_like(weight)), masked_bce(logits, target, lengths))
+    # a bin of weight 0 no longer counts, wherever its logit goes; weight in the padding counts nowhere
+    weight[0, 1, 2] = 0.0
+    weight[1, 3] = 50.0
+    moved = logits.clone()
+    moved[0, 1, 2] += 40.0
+    moved[1, 3] -= 40.0
+    assert torch.allclose(masked_bce(moved, target, lengths, weight), masked_bce(logits, target, lengths, weight))
+
+
 @pytest.mark.parametrize("cell,bidir", [("gru", True), ("lstm", False)])
 def test_rnn_valid_frames_do_not_depend_on_padding(cell, bidir):
     torch.manual_seed(0)

@@ -50,9 +50,11 @@ def test_recipes_read_the_denoise_group():
     assert isinstance(denoise.build_frame_model(cnn.config(513)), CNN1dDenoiser)
     rnn = denoise.RnnRecipe.from_params(p)
     assert rnn.training.epochs == p.int("denoise.rnn.epochs")
+    assert rnn.training.loss_weight == p.raw("denoise.rnn.loss_weight")
     assert isinstance(denoise.build_mask_model(rnn.config(513)), RNNMaskDenoiser)
     mask_fc = denoise.MaskFCRecipe.from_params(p)
     assert mask_fc.hidden == tuple(p.list("denoise.mask_fc.hidden")) and mask_fc.context == p.int("denoise.mask_fc.context")
+    assert mask_fc.training.loss_weight == p.raw("denoise.mask_fc.loss_weight")
     built = denoise.build_mask_model(mask_fc.config(513))
     assert isinstance(built, FrameMaskFC) and built.net[0].in_features == 513 * (2 * mask_fc.context + 1)
     sp = denoise.Spectral.from_params(p)
@@ -71,6 +73,13 @@ def test_recipes_refuse_meaningless_values(updates, message):
     kind = "cnn1d" if "cnn1d" in next(iter(updates)) else "fc"
     with pytest.raises(UserError, match=message):
         denoise.FrameRecipe.from_params(Params(apply_dotted(_repo_params(), updates)), kind)
+
+
+@pytest.mark.parametrize("recipe", [denoise.RnnRecipe, denoise.MaskFCRecipe])
+def test_mask_recipes_refuse_an_unknown_loss_weight(recipe):
+    group = "denoise.rnn" if recipe is denoise.RnnRecipe else "denoise.mask_fc"
+    with pytest.raises(UserError, match=f"'{group}.loss_weight'.*uniform"):
+        recipe.from_params(Params(apply_dotted(_repo_params(), {f"{group}.loss_weight": "energy"})))
 
 
 def test_a_conv_stack_that_shrinks_the_bins_to_nothing_is_a_user_error():
@@ -275,6 +284,40 @@ def test_rnn_mask_denoiser_ignores_the_overall_gain():
         assert np.allclose(curve, ref_curve, atol=1e-3), (c, curve, ref_curve)
 
 
+@pytest.mark.parametrize("loss_weight", ["uniform", "magnitude", "power"])
+def test_mask_training_minimises_the_bce_weighted_by_name(loss_weight):
+    """One batch holding every training piece and a learning rate too small to move the weights: the epoch's
+    training loss is the untrained model's BCE over all valid bins, each weighted by its mixture magnitude
+    to the named power (mean 1), computed here by hand."""
+    rng = np.random.default_rng(2)
+    clean = [_speech_like(n, rng) for n in (3000, 4000, 3500)]
+    noise = [0.3 * rng.standard_normal(len(s)).astype(np.float32) for s in clean]
+    x = [a + b for a, b in zip(clean, noise)]
+    names = [str(i) for i in range(3)]
+    tr = timit_split_features(x[:2], clean[:2], noise[:2], names[:2], N_FFT, HOP, "cpu")
+    v = timit_split_features(x[2:], clean[2:], noise[2:], names[2:], N_FFT, HOP, "cpu", keep_waves=True)
+    t = denoise.MaskTraining(binary=False, t_trunc=0, epochs=1, batch_size=8, lr=1e-30, weight_decay=0.0,
+                             grad_clip=None, eval_batch=8, loss_weight=loss_weight)
+    r = denoise.RnnRecipe(cell="gru", hidden=8, layers=1, bidirectional=True, dropout=0.0, training=t)
+    torch.manual_seed(0)
+    model = denoise.build_mask_model(r.config(N_FFT // 2 + 1))
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    transform, _, hist = denoise.train_mask_model(model, tr, v, t, N_FFT, HOP, "cpu", torch.Generator().manual_seed(0))
+    model.load_state_dict(initial)
+    power = {"uniform": 0, "magnitude": 1, "power": 2}[loss_weight]
+    weight = tr.mag_x.double() ** power
+    weight = weight / weight.mean()
+    bce = []
+    for xs, ys in zip(torch.split(transform(tr.mag_x), tr.frames.tolist()), torch.split(tr.ibm.float(), tr.frames.tolist())):
+        logits = model(xs[None], torch.tensor([len(xs)]))[0].detach()
+        bce.append(torch.nn.functional.binary_cross_entropy_with_logits(logits, ys, reduction="none").double())
+    bce = torch.cat(bce)
+    expected = float((bce * weight).mean())
+    assert hist.rows[0]["train_loss"] == pytest.approx(expected, rel=1e-5)
+    if loss_weight != "uniform":  # and it is not the unweighted loss
+        assert abs(expected - float(bce.mean())) > 1e-3
+
+
 # ------------------------------------------------------------------------------------------- the stages
 
 TINY = {
@@ -353,6 +396,7 @@ def test_the_family_runs_and_selects_on_the_tail(lab):
     assert not load_checkpoint(lab / "data/models/denoise/cnn1d.pt")["diverged"]
     rnn = _metrics(lab, "rnn")
     assert rnn["v_snr_oracle_ibm_db"] > rnn["v_snr_in_db"] and rnn["selection"].startswith("best epoch by mean SNR")
+    assert rnn["loss_weight"] == "magnitude"
     assert sorted(p.name for p in (lab / "audio/denoise/rnn").iterdir())[1].endswith("denoised.wav")
     assert len(list((lab / "data/outputs/denoise/rnn/te").glob("*.wav"))) == 2
     mask_fc = _metrics(lab, "mask_fc")
@@ -366,6 +410,18 @@ def test_the_family_runs_and_selects_on_the_tail(lab):
     assert cmp_["fc"]["dataset"] == "denoise test_01" and cmp_["fc"]["snr_db"] == fc["test_01_snr_db"]
     assert cmp_["rnn_gain_over_mask_fc_db"] == pytest.approx(rnn["v_snr_db"] - mask_fc["v_snr_db"])
     assert cmp_["mask_fc"]["dataset"] == cmp_["rnn"]["dataset"] == "timit v/ (mean)"
+    assert cmp_["loss_weight"] == {"rnn": "magnitude", "mask_fc": "magnitude"} and cmp_["same_loss_weight"] is True
+
+
+def test_a_gain_over_an_fc_mask_trained_on_another_loss_is_flagged(lab, capsys):
+    for stage, variant in (("denoise_frame", "fc"), ("denoise_frame", "cnn1d"), ("denoise_rnn", None)):
+        _run(lab, stage, variant)
+    _run(lab, "denoise_mask_fc", **{"denoise.mask_fc.loss_weight": "uniform"})
+    _run(lab, "denoise_compare")
+    assert _metrics(lab, "rnn")["loss_weight"] == "magnitude"
+    cmp_ = _metrics(lab, "compare")
+    assert cmp_["loss_weight"] == {"rnn": "magnitude", "mask_fc": "uniform"} and cmp_["same_loss_weight"] is False
+    assert "different loss weights (rnn: magnitude, mask_fc: uniform)" in capsys.readouterr().err
 
 
 def test_the_submission_zip_is_the_same_bytes_on_a_rerun(lab):

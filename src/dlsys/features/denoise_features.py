@@ -219,6 +219,32 @@ def split_waves(flat: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     return pad_sequence(list(torch.split(flat, lengths.tolist())), batch_first=True)
 
 
+# Per-bin weights of the mask loss, from the mixture magnitude |X|. A mask error in a bin costs the
+# reconstruction about |X|^2 of error energy, so the unweighted loss spends as much effort on silent bins as
+# on the loud ones that decide the SNR; "magnitude" is the middle way (power lets a few bins dominate).
+BIN_WEIGHTS = {
+    "uniform": None,                     # the course's plain BCE: every bin counts the same
+    "magnitude": lambda mag: mag,
+    "power": lambda mag: mag * mag,
+}
+
+
+def bin_weights(mag: torch.Tensor, kind: str) -> torch.Tensor | None:
+    """Loss weights for magnitudes (frames, F) by name (`BIN_WEIGHTS`), scaled to mean 1 over all of them so
+    the weighted loss keeps the unweighted one's scale (a constant 0.5 mask still costs ln 2 on average);
+    None for "uniform". All-zero magnitudes are refused: no bin could carry weight."""
+    if kind not in BIN_WEIGHTS:
+        raise ValueError(f"unknown loss weight {kind!r}; choose one of {', '.join(BIN_WEIGHTS)}")
+    fn = BIN_WEIGHTS[kind]
+    if fn is None:
+        return None
+    w = fn(mag.double())
+    mean = float(w.mean()) if w.numel() else 0.0
+    if not mean > 0.0:
+        raise ValueError("bin_weights: the magnitudes are all zero (silent training audio)")
+    return (w / mean).to(mag.dtype)
+
+
 class InputTransform:
     """Model input from magnitudes: log(|X| / ref + floor) or |X| / ref, standardised per bin with training stats.
 

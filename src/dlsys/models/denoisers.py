@@ -134,8 +134,12 @@ def frame_mask(lengths: torch.Tensor, t_max: int, device=None) -> torch.Tensor:
     return (torch.arange(t_max, device=device)[None, :] < lengths.to(device)[:, None]).float()
 
 
-def masked_bce(logits: torch.Tensor, target: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """Binary cross-entropy averaged over the valid (unpadded) frames and all bins only."""
+def masked_bce(logits: torch.Tensor, target: torch.Tensor, lengths: torch.Tensor,
+               weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Binary cross-entropy averaged over the valid (unpadded) frames and all bins only; with `weight`
+    (same shape), each bin's term is multiplied by its weight before that average."""
     valid = frame_mask(lengths, logits.shape[1], logits.device)[:, :, None]
     loss = nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    if weight is not None:
+        loss = loss * weight
     return (loss * valid).sum() / (valid.sum() * logits.shape[-1]).clamp_min(1.0)

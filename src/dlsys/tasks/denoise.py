@@ -9,7 +9,9 @@ Stages (params group `denoise`, tests in tests/tasks/test_denoise.py and tests/s
   against |S|; noisy-phase reconstruction (features/stft.py). Writes denoised test_01 / test_02 to
   audio/denoise/<model>/.
 - `denoise_rnn` → `run_rnn`: GRU/LSTM mask over whole utterances, BCE against the IBM, Ŝ = M̂ ⊙ X; te/
-  denoised into data/outputs/denoise/rnn/ and te.zip (what the course asks to submit).
+  denoised into data/outputs/denoise/rnn/ and te.zip (what the course asks to submit). `loss_weight` picks
+  how each bin's BCE term counts (`BIN_WEIGHTS`): all alike (`uniform`, the course's) or by the mixture's
+  magnitude or power, which puts the effort on the loud bins that decide the SNR.
 - `denoise_mask_fc` → `run_mask_fc`: the RNN's baseline, a per-frame MLP mask (±`context` frames) trained on
   the same tr/ with the same target, loss and selection on v/; only the memory differs.
 - `denoise_compare` → `run_compare`: the four side by side, and the RNN's gain over the FC mask in dB.
@@ -47,8 +49,9 @@ from dlsys.data.audio.sets import load_denoise, load_timit
 from dlsys.data.registry import raw_dir
 from dlsys.data.wav import read_wav, write_wav
 from dlsys.evaluation.snr import snr_report, snr_report_many
-from dlsys.features.denoise_features import (InputTransform, PairFeatures, Recording, SplitFeatures, chunk_frames,
-                                             pad_frames, pair_features, split_waves, timit_split_features)
+from dlsys.features.denoise_features import (BIN_WEIGHTS, InputTransform, PairFeatures, Recording, SplitFeatures,
+                                             bin_weights, chunk_frames, pad_frames, pair_features, split_waves,
+                                             timit_split_features)
 from dlsys.features.stft import masked_istft_many, reconstruct, stft
 from dlsys.models.denoisers import (CNN1dDenoiser, FCDenoiser, FrameMaskFC, RNNMaskDenoiser, cnn1d_flat_size,
                                     frame_mask, masked_bce)
@@ -186,6 +189,7 @@ class MaskTraining:
     eval_batch: int
     inputs: ModelInput = ModelInput()
     divergence_multiple: float = math.inf
+    loss_weight: str = "uniform"  # a BIN_WEIGHTS name: how much each bin's BCE term counts
 
     @classmethod
     def from_group(cls, g: Params, p: Params) -> "MaskTraining":
@@ -193,7 +197,7 @@ class MaskTraining:
                    epochs=g.int("epochs", lo=1), batch_size=g.int("batch_size", lo=1), lr=g.float("lr", gt=0.0),
                    weight_decay=g.float("weight_decay", lo=0.0), grad_clip=g.float("grad_clip", lo=0.0) or None,
                    eval_batch=g.int("eval_batch", lo=1), inputs=ModelInput.from_params(p),
-                   divergence_multiple=divergence_limit(p))
+                   divergence_multiple=divergence_limit(p), loss_weight=g.choice("loss_weight", list(BIN_WEIGHTS)))
 
 
 @dataclass(frozen=True)
@@ -593,18 +597,23 @@ def train_mask_model(model: torch.nn.Module, tr: SplitFeatures, v: SplitFeatures
     """Fit a mask model (RNN or frame FC) on (truncated) training sequences; every epoch mean/median SNR
     over `v`, the best epoch restored."""
     transform = r.inputs.fit(tr.mag_x)
-    x_pieces, lengths = chunk_frames(transform(tr.mag_x), tr.frames, r.t_trunc)
-    y_pieces, _ = chunk_frames(tr.ibm.float(), tr.frames, r.t_trunc)
-    x = pad_sequence(x_pieces, batch_first=True).to(device)
-    y = pad_sequence(y_pieces, batch_first=True).to(device)
-    batches = TensorBatches([x, y, lengths.to(device)], r.batch_size, generator=generator)
 
-    limit = r.divergence_multiple * math.log(2.0)  # a constant 0.5 mask costs ln 2 per bin
+    def pieces(flat: torch.Tensor) -> torch.Tensor:  # (ΣT, F) → padded training pieces on the device
+        return pad_sequence(chunk_frames(flat, tr.frames, r.t_trunc)[0], batch_first=True).to(device)
+
+    x_pieces, lengths = chunk_frames(transform(tr.mag_x), tr.frames, r.t_trunc)
+    tensors = [pad_sequence(x_pieces, batch_first=True).to(device), pieces(tr.ibm.float()), lengths.to(device)]
+    weights = bin_weights(tr.mag_x, r.loss_weight)
+    if weights is not None:
+        tensors.append(pieces(weights))
+    batches = TensorBatches(tensors, r.batch_size, generator=generator)
+
+    limit = r.divergence_multiple * math.log(2.0)  # a constant 0.5 mask costs ln 2 per bin (weights have mean 1)
 
     def loss_fn(m, batch):
-        xb, yb, lb = batch
+        xb, yb, lb, *wb = batch
         t = int(lb.max())  # trim the batch to its longest sequence
-        return guard_loss(masked_bce(m(xb[:, :t], lb), yb[:, :t], lb), limit)
+        return guard_loss(masked_bce(m(xb[:, :t], lb), yb[:, :t], lb, wb[0][:, :t] if wb else None), limit)
 
     vp = padded_split(v, transform, device)
     model.to(device)
@@ -673,14 +682,16 @@ def _run_mask_model(ctx: StageContext, step: str, r: MaskRecipe, submission: Pat
                "best_epoch": history.best.get("epoch") if ok and history.best else None,
                "last_epoch_v_snr_db": last.get("val_snr_db"),
                "epochs_run": history.epochs_run, **_divergence(history), "parameters": n_params,
+               "loss_weight": t.loss_weight,
                "te_files": len(feats.te.names) if submission is not None else 0, "clipped_samples": clipped,
                "device": ctx.device.type}
     ctx.write_metrics(metrics, selection="best epoch by mean SNR over v/ (speakers disjoint from te/)")
     ctx.time(train_seconds=round(history.seconds, 2))
     rows = [{**row, "oracle_ibm_snr_db": metrics["v_snr_oracle_ibm_db"]} for row in history.rows]
+    loss_panel = "loss (masked BCE)" if t.loss_weight == "uniform" else f"loss (masked BCE, {t.loss_weight}-weighted)"
     with ctx.plots() as out:
         plot_history(rows, out, f"{r.title()}: training", ctx.source,
-                     panels={"loss (masked BCE)": ["train_loss"],
+                     panels={loss_panel: ["train_loss"],
                              "v/ SNR (dB)": ["val_snr_db", "val_snr_median_db", "val_snri_db", "oracle_ibm_snr_db"]},
                      labels={"val_snr_db": "mean", "val_snr_median_db": "median", "val_snri_db": "mean SNRi",
                              "oracle_ibm_snr_db": "oracle IBM (ceiling)"},
@@ -748,9 +759,11 @@ def run_compare(ctx: StageContext) -> None:
     """FC, 1-D CNN, FC mask and RNN side by side (SNR, SNRi), the RNN's gain over its FC mask baseline, a bar
     plot, test_01 spectrograms."""
     feats = load_pair(ctx)
-    rows = []
+    rows, loss_weights = [], {}
     for model, (dataset, prefix) in COMPARE.items():
         m = _read_metrics(model)
+        if model in ("rnn", "mask_fc"):
+            loss_weights[model] = m.get("loss_weight")
         if model in FRAME_MODELS:
             dataset, prefix = next(((d, p) for d, p in ((dataset, prefix), *FRAME_FALLBACKS) if f"{p}_snr_db" in m),
                                    (dataset, prefix))
@@ -761,9 +774,15 @@ def run_compare(ctx: StageContext) -> None:
                      "data_source": m["data_source"]})
     by_model = {r["model"]: r for r in rows}
     rnn, fc = by_model["rnn"]["snr_db"], by_model["mask_fc"]["snr_db"]
+    same_loss = loss_weights["rnn"] == loss_weights["mask_fc"]
+    if not same_loss:
+        log.warning("the RNN and the FC mask were trained with different loss weights (rnn: %s, mask_fc: %s): the "
+                    "gain measures more than the memory; set denoise.rnn.loss_weight and denoise.mask_fc.loss_weight "
+                    "alike", loss_weights["rnn"], loss_weights["mask_fc"])
     ctx.write_metrics({**{r["model"]: {k: r[k] for k in ("dataset", "snr_db", "snri_db", "snr_in_db")} for r in rows},
                        # the recurrent model's memory, measured: same files, target and selection as mask_fc
-                       "rnn_gain_over_mask_fc_db": None if rnn is None or fc is None else rnn - fc})
+                       "rnn_gain_over_mask_fc_db": None if rnn is None or fc is None else rnn - fc,
+                       "loss_weight": loss_weights, "same_loss_weight": same_loss})
 
     n_fft, hop, sr = feats.n_fft, feats.hop, feats.sr
     specs = [("noisy test_01", feats.test_01.mix.abs().T)]
