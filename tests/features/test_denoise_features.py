@@ -165,7 +165,8 @@ def test_bin_weights_by_name_have_mean_one():
 
 
 @pytest.mark.parametrize("mag, kind, match", [(torch.ones(2, 3), "energy", "unknown loss weight 'energy'"),
-                                              (torch.zeros(2, 3), "magnitude", "all zero")])
+                                              (torch.zeros(2, 3), "magnitude", "every magnitude is zero"),
+                                              (torch.zeros(0, 3), "power", "no frames")])
 def test_bin_weights_refuse_unknown_names_and_silence(mag, kind, match):
     with pytest.raises(ValueError, match=match):
         bin_weights(mag, kind)

@@ -284,38 +284,83 @@ def test_rnn_mask_denoiser_ignores_the_overall_gain():
         assert np.allclose(curve, ref_curve, atol=1e-3), (c, curve, ref_curve)
 
 
-@pytest.mark.parametrize("loss_weight", ["uniform", "magnitude", "power"])
-def test_mask_training_minimises_the_bce_weighted_by_name(loss_weight):
-    """One batch holding every training piece and a learning rate too small to move the weights: the epoch's
-    training loss is the untrained model's BCE over all valid bins, each weighted by its mixture magnitude
-    to the named power (mean 1), computed here by hand."""
-    rng = np.random.default_rng(2)
-    clean = [_speech_like(n, rng) for n in (3000, 4000, 3500)]
-    noise = [0.3 * rng.standard_normal(len(s)).astype(np.float32) for s in clean]
+def _mask_training_split(levels, seed=2):
+    """Training mixtures (one per level: the speech and noise scaled by it) and one v/ mixture."""
+    rng = np.random.default_rng(seed)
+    clean = [c * _speech_like(n, rng) for c, n in zip((*levels, 1.0), (3000, 4000, 3500, 2600, 3000, 3300))]
+    noise = [0.3 * c * rng.standard_normal(len(s)).astype(np.float32) for c, s in zip((*levels, 1.0), clean)]
     x = [a + b for a, b in zip(clean, noise)]
-    names = [str(i) for i in range(3)]
-    tr = timit_split_features(x[:2], clean[:2], noise[:2], names[:2], N_FFT, HOP, "cpu")
-    v = timit_split_features(x[2:], clean[2:], noise[2:], names[2:], N_FFT, HOP, "cpu", keep_waves=True)
-    t = denoise.MaskTraining(binary=False, t_trunc=0, epochs=1, batch_size=8, lr=1e-30, weight_decay=0.0,
+    names = [str(i) for i in range(len(x))]
+    n = len(levels)
+    tr = timit_split_features(x[:n], clean[:n], noise[:n], names[:n], N_FFT, HOP, "cpu")
+    v = timit_split_features(x[n:], clean[n:], noise[n:], names[n:], N_FFT, HOP, "cpu", keep_waves=True)
+    return tr, v
+
+
+@pytest.mark.parametrize("t_trunc", [0, 7])
+@pytest.mark.parametrize("loss_weight", ["uniform", "magnitude", "power"])
+def test_mask_training_minimises_the_bce_weighted_by_name(loss_weight, t_trunc):
+    """A learning rate too small to move the weights: the epoch's training loss is the untrained model's BCE
+    over the valid bins of each shuffled batch, each bin weighted by its own mixture magnitude to the named
+    power (mean 1), computed here by hand; a weight that drifted off its bin (chunking, padding, shuffling)
+    would change it."""
+    tr, v = _mask_training_split((1.0, 3.0, 0.3, 1.5))
+    t = denoise.MaskTraining(binary=False, t_trunc=t_trunc, epochs=1, batch_size=2, lr=1e-30, weight_decay=0.0,
                              grad_clip=None, eval_batch=8, loss_weight=loss_weight)
     r = denoise.RnnRecipe(cell="gru", hidden=8, layers=1, bidirectional=True, dropout=0.0, training=t)
     torch.manual_seed(0)
     model = denoise.build_mask_model(r.config(N_FFT // 2 + 1))
     initial = {k: v.clone() for k, v in model.state_dict().items()}
-    transform, _, hist = denoise.train_mask_model(model, tr, v, t, N_FFT, HOP, "cpu", torch.Generator().manual_seed(0))
+    seed = 5
+    transform, _, hist = denoise.train_mask_model(model, tr, v, t, N_FFT, HOP, "cpu",
+                                                  torch.Generator().manual_seed(seed))
     model.load_state_dict(initial)
     power = {"uniform": 0, "magnitude": 1, "power": 2}[loss_weight]
     weight = tr.mag_x.double() ** power
     weight = weight / weight.mean()
-    bce = []
-    for xs, ys in zip(torch.split(transform(tr.mag_x), tr.frames.tolist()), torch.split(tr.ibm.float(), tr.frames.tolist())):
-        logits = model(xs[None], torch.tensor([len(xs)]))[0].detach()
-        bce.append(torch.nn.functional.binary_cross_entropy_with_logits(logits, ys, reduction="none").double())
-    bce = torch.cat(bce)
-    expected = float((bce * weight).mean())
-    assert hist.rows[0]["train_loss"] == pytest.approx(expected, rel=1e-5)
+    # every training piece's weighted BCE sum and bin count, in chunk order
+    pieces = []
+    for xs, ys, ws in zip(*(torch.split(a, tr.frames.tolist()) for a in (transform(tr.mag_x), tr.ibm.float(), weight))):
+        for lo in range(0, len(xs), t_trunc or len(xs)):
+            xp, yp, wp = xs[lo: lo + (t_trunc or len(xs))], ys[lo: lo + (t_trunc or len(xs))], ws[lo: lo + (t_trunc or len(xs))]
+            logits = model(xp[None], torch.tensor([len(xp)]))[0].detach()
+            bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, yp, reduction="none").double()
+            pieces.append((float((bce * wp).sum()), bce.numel(), float(bce.sum())))
+    order = torch.randperm(len(pieces), generator=torch.Generator().manual_seed(seed)).tolist()
+    assert order != sorted(order)  # the batches really are shuffled
+    batches = [order[lo: lo + 2] for lo in range(0, len(order), 2)]
+    by_hand = lambda k: sum(len(b) * sum(pieces[i][k] for i in b) / sum(pieces[i][1] for i in b)  # noqa: E731
+                            for b in batches) / len(pieces)
+    assert hist.rows[0]["train_loss"] == pytest.approx(by_hand(0), rel=1e-5)
     if loss_weight != "uniform":  # and it is not the unweighted loss
-        assert abs(expected - float(bce.mean())) > 1e-3
+        assert abs(by_hand(0) - by_hand(2)) > 1e-3
+
+
+def test_the_divergence_limit_follows_each_batch_s_weight():
+    """Power weights of mixtures 30x apart in level put most of the weight in the loud file's batch: an untrained
+    model's loss there is far above ln 2, yet it has not diverged; the limit is ln 2 x the batch's mean weight."""
+    tr, v = _mask_training_split((30.0, 1.0))
+    t = denoise.MaskTraining(binary=False, t_trunc=0, epochs=1, batch_size=1, lr=1e-30, weight_decay=0.0,
+                             grad_clip=None, eval_batch=8, loss_weight="power", divergence_multiple=1.5)
+    r = denoise.RnnRecipe(cell="gru", hidden=8, layers=1, bidirectional=False, dropout=0.0, training=t)
+    torch.manual_seed(0)
+    _, _, hist = denoise.train_mask_model(denoise.build_mask_model(r.config(N_FFT // 2 + 1)), tr, v, t, N_FFT, HOP,
+                                          "cpu", torch.Generator().manual_seed(0))
+    assert not hist.diverged and math.isfinite(hist.rows[0]["train_loss"])
+    w = tr.mag_x.double() ** 2
+    w = w / w.mean()
+    assert float(w[: int(tr.frames[0])].mean()) > 1.5  # the loud file's batch alone would pass a fixed 1.5 ln 2
+
+
+def test_silent_training_mixtures_with_a_loss_weight_are_one_line(tmp_path):
+    tr, v = _mask_training_split((1.0,))
+    silent = dataclasses.replace(tr, mag_x=torch.zeros_like(tr.mag_x))
+    t = denoise.MaskTraining(binary=False, t_trunc=0, epochs=1, batch_size=1, lr=1e-3, weight_decay=0.0,
+                             grad_clip=None, eval_batch=8, loss_weight="magnitude")
+    model = denoise.build_mask_model(denoise.MaskFCRecipe(hidden=(4,), context=0, dropout=0.0, training=t)
+                                     .config(N_FFT // 2 + 1))
+    with pytest.raises(UserError, match="training mixtures: loss weight 'magnitude': every magnitude is zero"):
+        denoise.train_mask_model(model, silent, v, t, N_FFT, HOP, "cpu", torch.Generator().manual_seed(0))
 
 
 # ------------------------------------------------------------------------------------------- the stages

@@ -231,17 +231,19 @@ BIN_WEIGHTS = {
 
 def bin_weights(mag: torch.Tensor, kind: str) -> torch.Tensor | None:
     """Loss weights for magnitudes (frames, F) by name (`BIN_WEIGHTS`), scaled to mean 1 over all of them so
-    the weighted loss keeps the unweighted one's scale (a constant 0.5 mask still costs ln 2 on average);
-    None for "uniform". All-zero magnitudes are refused: no bin could carry weight."""
+    the weighted loss keeps the unweighted one's scale over the whole set (a constant 0.5 mask costs ln 2 on
+    average); None for "uniform". No frames, or all-zero magnitudes, are refused: no bin could carry weight."""
     if kind not in BIN_WEIGHTS:
         raise ValueError(f"unknown loss weight {kind!r}; choose one of {', '.join(BIN_WEIGHTS)}")
     fn = BIN_WEIGHTS[kind]
     if fn is None:
         return None
-    w = fn(mag.double())
-    mean = float(w.mean()) if w.numel() else 0.0
+    if not mag.numel():
+        raise ValueError(f"loss weight {kind!r}: no frames to weight")
+    w = fn(mag.double())  # float64: one rounding, whatever the size of the set
+    mean = float(w.mean())
     if not mean > 0.0:
-        raise ValueError("bin_weights: the magnitudes are all zero (silent training audio)")
+        raise ValueError(f"loss weight {kind!r}: every magnitude is zero (silent audio)")
     return (w / mean).to(mag.dtype)
 
 

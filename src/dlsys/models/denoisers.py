@@ -138,8 +138,11 @@ def masked_bce(logits: torch.Tensor, target: torch.Tensor, lengths: torch.Tensor
                weight: torch.Tensor | None = None) -> torch.Tensor:
     """Binary cross-entropy averaged over the valid (unpadded) frames and all bins only; with `weight`
     (same shape), each bin's term is multiplied by its weight before that average."""
-    valid = frame_mask(lengths, logits.shape[1], logits.device)[:, :, None]
     loss = nn.functional.binary_cross_entropy_with_logits(logits, target, reduction="none")
-    if weight is not None:
-        loss = loss * weight
-    return (loss * valid).sum() / (valid.sum() * logits.shape[-1]).clamp_min(1.0)
+    return masked_mean(loss if weight is None else loss * weight, lengths)
+
+
+def masked_mean(values: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Mean of (B, T, F) values over the valid (unpadded) frames and all bins."""
+    valid = frame_mask(lengths, values.shape[1], values.device)[:, :, None]
+    return (values * valid).sum() / (valid.sum() * values.shape[-1]).clamp_min(1.0)

@@ -13,7 +13,8 @@ Stages (params group `denoise`, tests in tests/tasks/test_denoise.py and tests/s
   how each bin's BCE term counts (`BIN_WEIGHTS`): all alike (`uniform`, the course's) or by the mixture's
   magnitude or power, which puts the effort on the loud bins that decide the SNR.
 - `denoise_mask_fc` → `run_mask_fc`: the RNN's baseline, a per-frame MLP mask (±`context` frames) trained on
-  the same tr/ with the same target, loss and selection on v/; only the memory differs.
+  the same tr/ with the same target, loss (set both `loss_weight`s alike) and selection on v/; only the
+  memory differs.
 - `denoise_compare` → `run_compare`: the four side by side, and the RNN's gain over the FC mask in dB.
 
 Model selection: the frame models keep the epoch with the best SNR on the held-out tail of the training
@@ -54,7 +55,7 @@ from dlsys.features.denoise_features import (BIN_WEIGHTS, InputTransform, PairFe
                                              timit_split_features)
 from dlsys.features.stft import masked_istft_many, reconstruct, stft
 from dlsys.models.denoisers import (CNN1dDenoiser, FCDenoiser, FrameMaskFC, RNNMaskDenoiser, cnn1d_flat_size,
-                                    frame_mask, masked_bce)
+                                    frame_mask, masked_bce, masked_mean)
 from dlsys.plots import new_figure, save_figure, titled
 from dlsys.plots.history import plot_history
 from dlsys.training import EpochLog, TensorBatches, fit
@@ -79,7 +80,7 @@ def divergence_limit(p: Params) -> float:
     return p.float("denoise.divergence_multiple", gt=1.0)
 
 
-def guard_loss(loss: torch.Tensor, limit: float) -> torch.Tensor:
+def guard_loss(loss: torch.Tensor, limit: float | torch.Tensor) -> torch.Tensor:
     """The loss, or +inf (which `fit` records as divergence) once it reaches `limit`; no host sync, and the
     step that reached it changes nothing (its gradient is zero)."""
     return torch.where(loss < limit, loss, torch.full_like(loss, math.inf))
@@ -603,17 +604,24 @@ def train_mask_model(model: torch.nn.Module, tr: SplitFeatures, v: SplitFeatures
 
     x_pieces, lengths = chunk_frames(transform(tr.mag_x), tr.frames, r.t_trunc)
     tensors = [pad_sequence(x_pieces, batch_first=True).to(device), pieces(tr.ibm.float()), lengths.to(device)]
-    weights = bin_weights(tr.mag_x, r.loss_weight)
+    try:
+        weights = bin_weights(tr.mag_x, r.loss_weight)
+    except ValueError as exc:
+        raise UserError(f"denoise: training mixtures: {exc}; use loss_weight: uniform or check the audio") from None
     if weights is not None:
         tensors.append(pieces(weights))
     batches = TensorBatches(tensors, r.batch_size, generator=generator)
 
-    limit = r.divergence_multiple * math.log(2.0)  # a constant 0.5 mask costs ln 2 per bin (weights have mean 1)
+    limit = r.divergence_multiple * math.log(2.0)  # a constant 0.5 mask costs ln 2 per bin
 
     def loss_fn(m, batch):
         xb, yb, lb, *wb = batch
         t = int(lb.max())  # trim the batch to its longest sequence
-        return guard_loss(masked_bce(m(xb[:, :t], lb), yb[:, :t], lb, wb[0][:, :t] if wb else None), limit)
+        if not wb:
+            return guard_loss(masked_bce(m(xb[:, :t], lb), yb[:, :t], lb), limit)
+        # weighted: a constant 0.5 mask costs ln 2 times this batch's mean weight, so the limit follows it
+        w = wb[0][:, :t]
+        return guard_loss(masked_bce(m(xb[:, :t], lb), yb[:, :t], lb, w), limit * masked_mean(w, lb))
 
     vp = padded_split(v, transform, device)
     model.to(device)
@@ -763,7 +771,7 @@ def run_compare(ctx: StageContext) -> None:
     for model, (dataset, prefix) in COMPARE.items():
         m = _read_metrics(model)
         if model in ("rnn", "mask_fc"):
-            loss_weights[model] = m.get("loss_weight")
+            loss_weights[model] = m.get("loss_weight", "uniform")  # metrics from before the weights: plain BCE
         if model in FRAME_MODELS:
             dataset, prefix = next(((d, p) for d, p in ((dataset, prefix), *FRAME_FALLBACKS) if f"{p}_snr_db" in m),
                                    (dataset, prefix))
