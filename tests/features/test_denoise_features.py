@@ -6,7 +6,8 @@ import torch
 
 from dlsys.core.errors import DataFormatError
 from dlsys.features.denoise_features import (InputTransform, PairFeatures, SplitFeatures, bin_weights, chunk_frames,
-                                             pad_frames, pair_features, split_waves, timit_split_features)
+                                             pad_frames, pair_features, remix_magnitudes, split_waves,
+                                             timit_split_features)
 from dlsys.features.stft import n_frames, stft
 
 
@@ -170,3 +171,70 @@ def test_bin_weights_by_name_have_mean_one():
 def test_bin_weights_refuse_unknown_names_and_silence(mag, kind, match):
     with pytest.raises(ValueError, match=match):
         bin_weights(mag, kind)
+
+
+def _sources(frames, bins=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    n = int(sum(frames))
+    return torch.rand(n, bins, generator=g) + 0.1, torch.rand(n, bins, generator=g) + 0.1, torch.tensor(frames)
+
+
+def _windows(rows: torch.Tensor, frames: torch.Tensor, length: int) -> list[tuple[int, int, torch.Tensor]]:
+    """Every (file, start) circular window of `length` frames over the files' rows."""
+    out, start = [], 0
+    for j, t in enumerate(frames.tolist()):
+        f = rows[start: start + t]
+        out += [(j, o, f[(o + torch.arange(length)) % t]) for o in range(t)]
+        start += t
+    return out
+
+
+def test_remix_reads_each_file_s_noise_from_a_partner_file_at_a_random_offset_and_keeps_its_snr():
+    """With silent speech the remix is the scaled new noise itself: for every file it is a circular window of
+    one partner file's noise frames, the partners a permutation of the files, each file's noise energy (so its
+    SNR) kept, and the whole draw a function of the generator's seed."""
+    mag_s, mag_n, frames = _sources([6, 9, 4, 7])
+    silent = torch.zeros_like(mag_s)
+    partners, offsets = [], set()
+    for seed in range(6):
+        x, ibm = remix_magnitudes(silent, mag_n, frames, torch.Generator().manual_seed(seed))
+        assert x.shape == mag_s.shape and not bool(ibm.any())  # silent speech never wins a bin
+        got, start = [], 0
+        for i, t in enumerate(frames.tolist()):
+            xi = x[start: start + t]
+            assert float(xi.square().sum()) == pytest.approx(float(mag_n[start: start + t].square().sum()), rel=1e-5)
+            match = [(j, o) for j, o, w in _windows(mag_n, frames, t) if torch.allclose(xi / xi[0, 0], w / w[0, 0],
+                                                                                        rtol=1e-4)]
+            assert len(match) == 1, (seed, i, match)
+            got.append(match[0][0])
+            offsets.add(match[0])
+            start += t
+        assert sorted(got) == [0, 1, 2, 3]
+        partners.append(got)
+    assert len({tuple(p) for p in partners}) > 1 and len(offsets) > 8  # the draws differ from seed to seed
+    again = remix_magnitudes(silent, mag_n, frames, torch.Generator().manual_seed(3))[0]
+    assert torch.equal(again, remix_magnitudes(silent, mag_n, frames, torch.Generator().manual_seed(3))[0])
+
+
+def test_remix_adds_the_sources_with_a_random_phase_and_masks_where_speech_wins():
+    """|X|² = |S|² + |N'|² + 2|S||N'|cos θ, θ uniform: each bin lies between ||S| - |N'|| and |S| + |N'|, and the
+    powers add on average; the IBM is |S| > |N'| for the remixed noise N' (read off a silent-speech remix)."""
+    mag_s, mag_n, frames = _sources([400, 300], bins=8, seed=1)
+    x, ibm = remix_magnitudes(mag_s, mag_n, frames, torch.Generator().manual_seed(0))
+    noise = remix_magnitudes(torch.zeros_like(mag_s), mag_n, frames, torch.Generator().manual_seed(0))[0]
+    assert torch.equal(ibm, (mag_s > noise).float())
+    assert bool((x >= (mag_s - noise).abs() - 1e-5).all() and (x <= mag_s + noise + 1e-5).all())
+    cos = (x.square() - mag_s.square() - noise.square()) / (2 * mag_s * noise)
+    assert abs(float(cos.mean())) < 0.02 and float(cos.square().mean()) == pytest.approx(0.5, abs=0.02)
+
+
+def test_remix_of_a_silent_partner_stays_finite_and_refuses_mismatched_inputs():
+    mag_s, mag_n, frames = _sources([3, 3])
+    mag_n[3:] = 0.0  # the second file's noise is silent: whoever draws it gets none
+    for seed in range(4):
+        x, _ = remix_magnitudes(mag_s, mag_n, frames, torch.Generator().manual_seed(seed))
+        assert bool(torch.isfinite(x).all())
+    with pytest.raises(ValueError, match="do not match"):
+        remix_magnitudes(mag_s, mag_n[:-1], frames)
+    with pytest.raises(ValueError, match="at least one frame"):
+        remix_magnitudes(mag_s, mag_n, torch.tensor([6, 0]))

@@ -49,7 +49,39 @@ def test_parameter_groups_have_the_right_learning_rates():
     m = CifarCNN(10)
     opt = torch.optim.Adam(transfer_param_groups(m, 1e-5, 1e-3))
     lrs = {g["name"]: g["lr"] for g in opt.param_groups}
-    assert lrs == {"transferred": 1e-5, "head": 1e-3}
+    assert lrs == {"transferred": 1e-5, "new": 1e-3}
     by_group = {g["name"]: {id(p) for p in g["params"]} for g in opt.param_groups}
-    assert by_group["head"] == {id(m.head.weight), id(m.head.bias)}
+    assert by_group["new"] == {id(m.head.weight), id(m.head.bias)}
     assert by_group["transferred"] == {id(p) for n, p in m.named_parameters() if not n.startswith("head.")}
+
+
+@pytest.mark.parametrize("layers", [("conv1",), ("conv1", "conv2"), ("conv2", "fc1")])
+def test_transfer_of_some_layers_leaves_the_others_fresh_and_fast(layers):
+    from dlsys.models.cifar_cnn import transfer_param_groups
+
+    torch.manual_seed(0)
+    src, dst = CifarCNN(3), CifarCNN(10)
+    before = {k: t.clone() for k, t in dst.state_dict().items()}
+    copied = transfer_features(src.state_dict(), dst, layers)
+    assert sorted(copied) == sorted(f"{n}.{w}" for n in layers for w in ("weight", "bias"))
+    for name, t in dst.state_dict().items():
+        expected = src.state_dict()[name] if name.split(".")[0] in layers else before[name]
+        assert torch.equal(t, expected), name
+    groups = {g["name"]: g for g in transfer_param_groups(dst, 1e-5, 1e-3, layers)}
+    named = dict(dst.named_parameters())
+    assert {id(p) for p in groups["transferred"]["params"]} == {id(named[c]) for c in copied}
+    assert {id(p) for p in groups["new"]["params"]} == {id(p) for n, p in named.items() if n not in copied}
+    assert (groups["transferred"]["lr"], groups["new"]["lr"]) == (1e-5, 1e-3)
+
+
+@pytest.mark.parametrize("layers, message", [(("head",), "unknown layer 'head'"), ((), "one or more"),
+                                             (("conv1", "conv1"), "distinct"), (("fc2",), "unknown layer 'fc2'")])
+def test_transfer_refuses_bad_layer_lists(layers, message):
+    with pytest.raises(ValueError, match=message):
+        transfer_features(CifarCNN(3).state_dict(), CifarCNN(10), layers)
+
+
+def test_transfer_refuses_pretext_weights_without_the_layer():
+    state = {k: t for k, t in CifarCNN(3).state_dict().items() if not k.startswith("fc1.")}
+    with pytest.raises(ValueError, match="no layer fc1"):
+        transfer_features(state, CifarCNN(10), ("conv1", "fc1"))

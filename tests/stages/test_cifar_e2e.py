@@ -13,6 +13,7 @@ def test_cifar_family_tiny_end_to_end(repo_copy):
         "cifar.n_val": 60, "cifar.train.epochs": 2, "cifar.train.batch_size": 64,
         "cifar.pretext.epochs": 1, "cifar.pretext.batch_size": 64,
         "cifar.ssl.n_labelled": 40, "cifar.ssl.epochs": 30, "cifar.ssl.eval_every": 10, "cifar.eval_batch": 64,
+        "cifar.ssl.lr_transferred": 1e-5,  # so that the transferred layers stay where the pretext left them
     })
     repo_copy.dvc("repro", "cifar_augment_report", "cifar_ssl_transfer")
     root = repo_copy.path
@@ -50,6 +51,9 @@ def test_cifar_family_tiny_end_to_end(repo_copy):
     d_tra = (tra["conv1.weight"] - pre["conv1.weight"]).abs().max().item()
     d_base = (base["conv1.weight"] - pre["conv1.weight"]).abs().max().item()
     assert d_tra < 0.01 < d_base
+    # params.yaml's default transfers the conv layers only: FC 20 starts fresh
+    assert m["ssl_transfer"]["transferred_layers"] == ["conv1", "conv2"]
+    assert (tra["fc1.weight"] - pre["fc1.weight"]).abs().max().item() > 0.01
     # A second repro does nothing.
     out = repo_copy.dvc("repro", "cifar_augment_report", "cifar_ssl_transfer").stdout
     assert "didn't change" in out or "up to date" in out.lower()

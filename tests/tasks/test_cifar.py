@@ -32,7 +32,8 @@ def tiny_params(**overrides) -> dict:
             "augment": {"bright": 1.1, "dark": 0.9, "n_preview": 2},
             "train": {"epochs": 3, "batch_size": 50, "lr": 0.01, "lr_drop_epoch": 0, "lr_drop_factor": 0.1},
             "pretext": {"epochs": 2, "batch_size": 64, "lr": 0.001},
-            "ssl": {"n_labelled": N_LABELLED, "epochs": 6, "eval_every": 2, "lr": 0.001, "lr_transferred": 1e-5},
+            "ssl": {"n_labelled": N_LABELLED, "epochs": 6, "eval_every": 2, "lr": 0.001, "lr_transferred": 1e-5,
+                    "transfer_layers": ["conv1", "conv2", "fc1"]},
         },
     }
     for key, value in overrides.items():
@@ -246,6 +247,32 @@ def test_ssl_headlines_the_final_epoch_and_labels_the_test_selected_point(workdi
     pre = torch.load("data/models/cifar/pretext.pt", weights_only=True)["state_dict"]
     tra_w = torch.load("data/models/cifar/ssl_transfer.pt", weights_only=True)["state_dict"]
     assert (tra_w["conv1.weight"] - pre["conv1.weight"]).abs().max() < 1e-3
+
+
+def test_transfer_of_the_conv_layers_only_starts_fc1_fresh_at_the_new_layers_lr(workdir):
+    """transfer_layers [conv1, conv2]: those start from (and, at lr 1e-5, stay near) the pretext weights; fc1 is
+    not copied; the metrics name the transferred layers. (Which lr each group gets: tests/models.)"""
+    run("cifar_pretext", cifar.run_pretext)
+    write_params(tiny_params(**{"cifar.ssl.transfer_layers": ["conv1", "conv2"]}))
+    run("cifar_ssl_baseline", cifar.run_ssl_baseline)
+    run("cifar_ssl_transfer", cifar.run_ssl_transfer)
+    assert metrics("ssl_transfer")["transferred_layers"] == ["conv1", "conv2"]
+    assert "transferred_layers" not in metrics("ssl_baseline")
+    pre = torch.load("data/models/cifar/pretext.pt", weights_only=True)["state_dict"]
+    tra = torch.load("data/models/cifar/ssl_transfer.pt", weights_only=True)["state_dict"]
+    for name in ("conv1.weight", "conv2.weight"):
+        assert (tra[name] - pre[name]).abs().max() < 1e-3, name
+    # a copied fc1, at lr_transferred 1e-5 for six steps, would stay within 1e-3 of the pretext's
+    assert (tra["fc1.weight"] - pre["fc1.weight"]).abs().max() > 0.05
+
+
+def test_transfer_refuses_an_unknown_layer_in_one_line(workdir, capsys):
+    run("cifar_pretext", cifar.run_pretext)
+    write_params(tiny_params(**{"cifar.ssl.transfer_layers": ["conv1", "head"]}))
+    with pytest.raises(SystemExit) as exc:
+        run("cifar_ssl_transfer", cifar.run_ssl_transfer)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "cifar.ssl.transfer_layers" in err and "'head'" in err
 
 
 def test_transfer_refuses_a_diverged_pretext_model(workdir, capsys):

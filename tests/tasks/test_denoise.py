@@ -51,10 +51,12 @@ def test_recipes_read_the_denoise_group():
     rnn = denoise.RnnRecipe.from_params(p)
     assert rnn.training.epochs == p.int("denoise.rnn.epochs")
     assert rnn.training.loss_weight == p.raw("denoise.rnn.loss_weight")
+    assert rnn.training.remix is p.raw("denoise.rnn.remix")
     assert isinstance(denoise.build_mask_model(rnn.config(513)), RNNMaskDenoiser)
     mask_fc = denoise.MaskFCRecipe.from_params(p)
     assert mask_fc.hidden == tuple(p.list("denoise.mask_fc.hidden")) and mask_fc.context == p.int("denoise.mask_fc.context")
     assert mask_fc.training.loss_weight == p.raw("denoise.mask_fc.loss_weight")
+    assert mask_fc.training.remix is p.raw("denoise.mask_fc.remix")
     built = denoise.build_mask_model(mask_fc.config(513))
     assert isinstance(built, FrameMaskFC) and built.net[0].in_features == 513 * (2 * mask_fc.context + 1)
     sp = denoise.Spectral.from_params(p)
@@ -336,6 +338,52 @@ def test_mask_training_minimises_the_bce_weighted_by_name(loss_weight, t_trunc):
         assert abs(by_hand(0) - by_hand(2)) > 1e-3
 
 
+@pytest.mark.parametrize("loss_weight", ["uniform", "magnitude"])
+def test_remixed_training_trains_on_a_fresh_remix_every_epoch(loss_weight):
+    """remix: with a learning rate too small to move the weights and one batch holding every piece, epoch 1's
+    loss is the BCE on the remix drawn first from the run's seed (its |X| through tr's input transform, its IBM
+    as the targets, its |X| as the weights), not the fixed mixtures'; epoch 2 trains on another remix."""
+    tr, v = _mask_training_split((1.0, 3.0, 0.3, 1.5))
+    t = denoise.MaskTraining(binary=False, t_trunc=7, epochs=2, batch_size=1000, lr=1e-30, weight_decay=0.0,
+                             grad_clip=None, eval_batch=8, loss_weight=loss_weight, remix=True)
+    r = denoise.RnnRecipe(cell="gru", hidden=8, layers=1, bidirectional=True, dropout=0.0, training=t)
+    torch.manual_seed(0)
+    model = denoise.build_mask_model(r.config(N_FFT // 2 + 1))
+    with torch.no_grad():  # confident logits, so that the loss depends on the targets, not only on ln 2
+        model.out.weight.mul_(30.0)
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    transform, _, hist = denoise.train_mask_model(model, tr, v, t, N_FFT, HOP, "cpu", torch.Generator().manual_seed(5))
+    assert torch.equal(transform(tr.mag_x), denoise.ModelInput().fit(tr.mag_x)(tr.mag_x))  # fitted on the fixed tr
+    model.load_state_dict(initial)
+
+    def loss_on(mag_x: torch.Tensor, ibm: torch.Tensor) -> float:
+        w = mag_x.double() ** (loss_weight == "magnitude")
+        w = w / w.mean()
+        total = count = 0.0
+        for xs, ys, ws in zip(*(torch.split(a, tr.frames.tolist()) for a in (transform(mag_x), ibm.float(), w))):
+            for lo in range(0, len(xs), 7):
+                logits = model(xs[None, lo: lo + 7], torch.tensor([len(xs[lo: lo + 7])]))[0].detach()
+                bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, ys[lo: lo + 7], reduction="none")
+                total, count = total + float((bce.double() * ws[lo: lo + 7]).sum()), count + bce.numel()
+        return total / count
+
+    remixed = loss_on(*denoise.remix_magnitudes(tr.mag_s, tr.mag_n, tr.frames, torch.Generator().manual_seed(5)))
+    assert hist.rows[0]["train_loss"] == pytest.approx(remixed, rel=1e-5)
+    assert abs(remixed - loss_on(tr.mag_x, tr.ibm)) > 1e-3 * remixed
+    assert abs(hist.rows[1]["train_loss"] - hist.rows[0]["train_loss"]) > 1e-3 * remixed
+
+
+def test_remix_without_the_training_sources_is_one_line():
+    tr, v = _mask_training_split((1.0,))
+    t = denoise.MaskTraining(binary=False, t_trunc=0, epochs=1, batch_size=1, lr=1e-3, weight_decay=0.0,
+                             grad_clip=None, eval_batch=8, remix=True)
+    model = denoise.build_mask_model(denoise.MaskFCRecipe(hidden=(4,), context=0, dropout=0.0, training=t)
+                                     .config(N_FFT // 2 + 1))
+    with pytest.raises(UserError, match="remix needs the training split's sources"):
+        denoise.train_mask_model(model, dataclasses.replace(tr, mag_n=None), v, t, N_FFT, HOP, "cpu",
+                                 torch.Generator().manual_seed(0))
+
+
 def test_the_divergence_limit_follows_each_batch_s_weight():
     """Power weights of mixtures 30x apart in level put most of the weight in the loud file's batch: an untrained
     model's loss there is far above ln 2, yet it has not diverged; the limit is ln 2 x the batch's mean weight."""
@@ -441,7 +489,7 @@ def test_the_family_runs_and_selects_on_the_tail(lab):
     assert not load_checkpoint(lab / "data/models/denoise/cnn1d.pt")["diverged"]
     rnn = _metrics(lab, "rnn")
     assert rnn["v_snr_oracle_ibm_db"] > rnn["v_snr_in_db"] and rnn["selection"].startswith("best epoch by mean SNR")
-    assert rnn["loss_weight"] == "magnitude"
+    assert rnn["loss_weight"] == "magnitude" and rnn["remix"] is False
     assert sorted(p.name for p in (lab / "audio/denoise/rnn").iterdir())[1].endswith("denoised.wav")
     assert len(list((lab / "data/outputs/denoise/rnn/te").glob("*.wav"))) == 2
     mask_fc = _metrics(lab, "mask_fc")
@@ -456,17 +504,25 @@ def test_the_family_runs_and_selects_on_the_tail(lab):
     assert cmp_["rnn_gain_over_mask_fc_db"] == pytest.approx(rnn["v_snr_db"] - mask_fc["v_snr_db"])
     assert cmp_["mask_fc"]["dataset"] == cmp_["rnn"]["dataset"] == "timit v/ (mean)"
     assert cmp_["loss_weight"] == {"rnn": "magnitude", "mask_fc": "magnitude"} and cmp_["same_loss_weight"] is True
+    assert cmp_["remix"] == {"rnn": False, "mask_fc": False} and cmp_["same_remix"] is True
 
 
-def test_a_gain_over_an_fc_mask_trained_on_another_loss_is_flagged(lab, capsys):
+def test_a_gain_over_an_fc_mask_trained_on_another_loss_or_data_is_flagged(lab, capsys):
+    """The FC mask trained with the plain BCE on remixed data (the stage runs with remix on), the RNN with the
+    weighted BCE on the fixed mixtures: compare records both differences and warns about each."""
     for stage, variant in (("denoise_frame", "fc"), ("denoise_frame", "cnn1d"), ("denoise_rnn", None)):
         _run(lab, stage, variant)
-    _run(lab, "denoise_mask_fc", **{"denoise.mask_fc.loss_weight": "uniform"})
+    _run(lab, "denoise_mask_fc", **{"denoise.mask_fc.loss_weight": "uniform", "denoise.mask_fc.remix": True})
+    mask_fc = _metrics(lab, "mask_fc")
+    assert mask_fc["remix"] is True and math.isfinite(mask_fc["v_snr_db"])
     _run(lab, "denoise_compare")
     assert _metrics(lab, "rnn")["loss_weight"] == "magnitude"
     cmp_ = _metrics(lab, "compare")
     assert cmp_["loss_weight"] == {"rnn": "magnitude", "mask_fc": "uniform"} and cmp_["same_loss_weight"] is False
-    assert "different loss weights (rnn: magnitude, mask_fc: uniform)" in capsys.readouterr().err
+    assert cmp_["remix"] == {"rnn": False, "mask_fc": True} and cmp_["same_remix"] is False
+    err = capsys.readouterr().err
+    assert "different loss_weight (rnn: magnitude, mask_fc: uniform)" in err
+    assert "different remix (rnn: False, mask_fc: True)" in err
 
 
 def test_the_submission_zip_is_the_same_bytes_on_a_rerun(lab):

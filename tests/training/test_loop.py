@@ -1,8 +1,9 @@
 import math
 
+import pytest
 import torch
 
-from dlsys.training import TensorBatches, fit
+from dlsys.training import EpochTensors, TensorBatches, fit
 
 
 def test_batches_cover_every_sample_once_and_are_seeded():
@@ -103,3 +104,35 @@ def test_evaluation_every_n_epochs_gets_the_epoch_and_always_runs_last():
     assert calls == [3, 6, 7]
     assert [r["epoch"] for r in log.rows if "val_score" in r] == [3, 6, 7]
     assert log.best["epoch"] == 3  # selection only among evaluated epochs
+
+
+def test_epoch_tensors_builds_fresh_tensors_once_per_epoch_and_fit_trains_on_them():
+    """`make` runs once before each epoch (the first at construction); every epoch's batches cover that epoch's
+    rows exactly once; a `make` whose row count changes is refused."""
+    calls = []
+
+    def make():
+        calls.append(len(calls))
+        base = torch.arange(10.0) + 100 * len(calls)
+        return [base, base * 2]
+
+    batches = EpochTensors(make, batch_size=4, generator=torch.Generator().manual_seed(0))
+    assert len(batches) == 3 and calls == [0]
+    seen = []
+    for _ in range(3):
+        rows = [b for b in batches]
+        assert all(torch.equal(y, 2 * x) for x, y in rows)
+        seen.append(sorted(torch.cat([x for x, _ in rows]).tolist()))
+    assert calls == [0, 1, 2]
+    assert seen == [[100 * e + i for i in range(10)] for e in (1, 2, 3)]
+
+    model = torch.nn.Linear(1, 1)
+    fit(model, torch.optim.SGD(model.parameters(), lr=0.0), batches,
+        lambda m, b: (m(b[0][:, None]) - b[1][:, None]).square().mean(), epochs=2)
+    assert calls == [0, 1, 2, 3, 4]  # two more epochs, two more builds
+
+    sizes = iter([10, 9])
+    shrinking = EpochTensors(lambda: [torch.zeros(next(sizes))], batch_size=4)
+    list(shrinking)
+    with pytest.raises(ValueError, match="make\\(\\) gave 9 rows, the first epoch 10"):
+        list(shrinking)

@@ -219,6 +219,43 @@ def split_waves(flat: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     return pad_sequence(list(torch.split(flat, lengths.tolist())), batch_first=True)
 
 
+def remix_magnitudes(mag_s: torch.Tensor, mag_n: torch.Tensor, frames: torch.Tensor,
+                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """New training mixtures from a split's own sources, drawn afresh on every call: file i's speech |S_i| with
+    the noise of file perm(i) (a random permutation of the files), read from a random frame onwards (wrapping
+    round), scaled so that file i keeps its own speech-to-noise energy ratio, and added with a uniformly random
+    phase between the two sources in every bin, as between two independent recordings:
+    |X|² = |S|² + |gN'|² + 2|S||gN'| cos θ. Frame-major (ΣT, F) in and out, as the split's features;
+    returns (|X|, IBM = 1[|S| > |gN'|]) as float tensors. Random numbers come from `generator` (on the CPU)."""
+    if mag_s.shape != mag_n.shape or mag_s.shape[0] != int(frames.sum()):
+        raise ValueError(f"remix: |S| {tuple(mag_s.shape)}, |N| {tuple(mag_n.shape)} and {int(frames.sum())} "
+                         "frames do not match")
+    if bool((frames < 1).any()):
+        raise ValueError("remix: every file needs at least one frame")
+    device = mag_s.device
+    n_files = len(frames)
+    frames = frames.to(device)
+    start = torch.cumsum(frames, 0) - frames
+    file_of = torch.repeat_interleave(torch.arange(n_files, device=device), frames)
+    t = torch.arange(mag_s.shape[0], device=device) - start[file_of]
+    partner = torch.randperm(n_files, generator=generator).to(device)
+    offset = (torch.rand(n_files, generator=generator, dtype=torch.float64).to(device)
+              * frames[partner]).long()
+    src = start[partner][file_of] + (offset[file_of] + t) % frames[partner][file_of]
+    noise = mag_n[src]
+
+    def energy(mag: torch.Tensor) -> torch.Tensor:  # per file, in float64 (long files sum many squares)
+        return torch.zeros(n_files, dtype=torch.float64, device=device).index_add_(
+            0, file_of, mag.double().square().sum(1))
+
+    e_new = energy(noise)
+    gain = torch.where(e_new > 0, (energy(mag_n) / e_new.clamp_min(1e-300)).sqrt(), torch.zeros_like(e_new))
+    noise = noise * gain.to(noise.dtype)[file_of][:, None]
+    cos = torch.cos(2 * torch.pi * torch.rand(mag_s.shape, generator=generator)).to(device)
+    mag_x = (mag_s.square() + noise.square() + 2 * mag_s * noise * cos).clamp_min(0).sqrt()
+    return mag_x, ideal_binary_mask(mag_s, noise)
+
+
 # Per-bin weights of the mask loss, from the mixture magnitude |X|. A mask error in a bin costs the
 # reconstruction about |X|^2 of error energy, so the unweighted loss spends as much effort on silent bins as
 # on the loud ones that decide the SNR; "magnitude" is the middle way (power lets a few bins dominate).

@@ -43,28 +43,54 @@ def he_init_(layer: nn.Module) -> None:
     nn.init.zeros_(layer.bias)
 
 
-def transfer_features(src: nn.Module, dst: CifarCNN) -> list[str]:
-    """Copy every weight of `src` except the head into `dst` (whose head stays freshly He-initialised).
+# The layers a pretext model can hand on, input to output (the head is always new: its classes differ).
+TRANSFERABLE = ("conv1", "conv2", "fc1")
 
-    Returns the names of the copied tensors. Shapes must match except for the head.
+
+def check_transfer_layers(layers) -> tuple[str, ...]:
+    """`layers` as a tuple of distinct TRANSFERABLE names; ValueError naming the bad one otherwise."""
+    layers = tuple(layers)
+    for name in layers:
+        if name not in TRANSFERABLE:
+            raise ValueError(f"unknown layer {name!r}; transferable: {', '.join(TRANSFERABLE)}")
+    if not layers or len(set(layers)) != len(layers):
+        raise ValueError(f"need one or more distinct layers of {', '.join(TRANSFERABLE)}, got {list(layers)}")
+    return layers
+
+
+def _layer(name: str) -> str:
+    return name.split(".", 1)[0]
+
+
+def transfer_features(src: nn.Module, dst: CifarCNN, layers=TRANSFERABLE) -> list[str]:
+    """Copy the weights of `layers` (default: every layer but the head) from `src` into `dst`; the others
+    keep their fresh He initialisation.
+
+    Returns the names of the copied tensors. Their shapes must match.
     """
+    layers = check_transfer_layers(layers)
     src_state = src.state_dict() if isinstance(src, nn.Module) else src
     dst_state = dst.state_dict()
     copied = []
     for name, tensor in src_state.items():
-        if name.startswith("head."):
+        if _layer(name) not in layers:
             continue
         if name not in dst_state or dst_state[name].shape != tensor.shape:
             raise ValueError(f"cannot transfer {name}: shape {tuple(tensor.shape)} does not match the new model")
         dst_state[name] = tensor.detach().clone()
         copied.append(name)
+    missing = [n for n in layers if not any(_layer(c) == n for c in copied)]
+    if missing:
+        raise ValueError(f"the pretext weights have no layer {', '.join(missing)}")
     dst.load_state_dict(dst_state)
     return copied
 
 
-def transfer_param_groups(model: CifarCNN, lr_transferred: float, lr_head: float) -> list[dict]:
-    """Optimizer parameter groups: the transferred layers at `lr_transferred`, the new head at `lr_head`."""
-    head_ids = {id(t) for t in model.head.parameters()}
-    body = [t for t in model.parameters() if id(t) not in head_ids]
-    return [{"params": body, "lr": lr_transferred, "name": "transferred"},
-            {"params": list(model.head.parameters()), "lr": lr_head, "name": "head"}]
+def transfer_param_groups(model: CifarCNN, lr_transferred: float, lr_new: float,
+                          layers=TRANSFERABLE) -> list[dict]:
+    """Optimizer parameter groups: the transferred `layers` at `lr_transferred`, the freshly initialised
+    rest (the head, and any layer not transferred) at `lr_new`."""
+    layers = check_transfer_layers(layers)
+    named = list(model.named_parameters())
+    return [{"params": [t for n, t in named if _layer(n) in layers], "lr": lr_transferred, "name": "transferred"},
+            {"params": [t for n, t in named if _layer(n) not in layers], "lr": lr_new, "name": "new"}]

@@ -37,7 +37,7 @@ from dlsys.data.registry import raw_dir
 from dlsys.evaluation.classification import accuracy
 from dlsys.features.augment import (AUGMENT_NAMES, PRETEXT_NAMES, augment_set, labelled_split, rotation_pretext,
                                     to_signed, to_unit, validation_split)
-from dlsys.models.cifar_cnn import CifarCNN, transfer_features, transfer_param_groups
+from dlsys.models.cifar_cnn import CifarCNN, check_transfer_layers, transfer_features, transfer_param_groups
 from dlsys.plots import image_grid, save_figure, titled
 from dlsys.plots.history import join_on_epoch, plot_history
 from dlsys.training import TensorBatches, fit
@@ -136,13 +136,15 @@ class PretextRecipe:
 
 @dataclass(frozen=True)
 class SslRecipe:
-    """params `cifar.ssl`, `cifar.eval_batch`; `lr_transferred` only for the transfer variant."""
+    """params `cifar.ssl`, `cifar.eval_batch`; `lr_transferred` and `transfer_layers` only for the transfer
+    variant."""
     n_labelled: int
     epochs: int
     eval_every: int
     lr: float
     lr_transferred: float | None
     eval_batch: int
+    transfer_layers: tuple[str, ...] | None = None
 
     @classmethod
     def from_params(cls, p: Params, transfer: bool) -> "SslRecipe":
@@ -151,7 +153,15 @@ class SslRecipe:
         return cls(n_labelled=s.int("n_labelled", lo=1), epochs=s.int("epochs", lo=1),
                    eval_every=s.int("eval_every", lo=1), lr=s.float("lr", gt=0),
                    lr_transferred=s.float("lr_transferred", gt=0) if transfer else None,
-                   eval_batch=c.int("eval_batch", lo=1))
+                   eval_batch=c.int("eval_batch", lo=1),
+                   transfer_layers=_transfer_layers(s) if transfer else None)
+
+
+def _transfer_layers(s: Params) -> tuple[str, ...]:
+    try:
+        return check_transfer_layers(s.list("transfer_layers", item_type=str, min_len=1))
+    except ValueError as exc:
+        raise UserError(f"params.yaml: '{s._key('transfer_layers')}': {exc}") from None
 
 
 # ============================================================================ data, loss, evaluation
@@ -345,16 +355,20 @@ def run_pretext(ctx: StageContext) -> None:
 
 
 def ssl_optimizer(ctx: StageContext, model: CifarCNN, r: SslRecipe, variant: str) -> torch.optim.Optimizer:
-    """Adam; for the transfer variant every pretext weight but the head, at their own lr."""
+    """Adam; for the transfer variant the pretext weights of `transfer_layers` at `lr_transferred`, the
+    freshly initialised rest (the head at least) at `lr`."""
     if variant != "transfer":
         return torch.optim.Adam(model.parameters(), lr=r.lr)
     path = ctx.model_path(PRETEXT_MODEL)
     if not path.exists():
         raise MissingDataError(f"{path}: not found; run `dvc repro cifar_pretext` first")
     pretext = load_checkpoint(path)
-    copied = transfer_features(pretext["state_dict"], model)
+    try:
+        copied = transfer_features(pretext["state_dict"], model, r.transfer_layers)
+    except ValueError as exc:
+        raise UserError(f"{path}: {exc}; rebuild it with `dvc repro cifar_pretext`") from None
     log.info("transferred %d tensors from the pretext model: %s", len(copied), ", ".join(copied))
-    return torch.optim.Adam(transfer_param_groups(model, r.lr_transferred, r.lr))
+    return torch.optim.Adam(transfer_param_groups(model, r.lr_transferred, r.lr, r.transfer_layers))
 
 
 def ssl_curve(hist) -> list[dict]:
@@ -398,7 +412,8 @@ def run_ssl(ctx: StageContext, variant: str) -> None:
     curve = ssl_curve(hist)
     metrics = {"final_test_acc": None if hist.diverged else finite(hist.last.get("test_acc")),
                **best_on_test(curve), "epochs": hist.epochs_run, "n_labelled": len(y_l), "n_test": len(y_te),
-               **divergence(hist)}
+               **divergence(hist),
+               **({"transferred_layers": list(r.transfer_layers)} if r.transfer_layers is not None else {})}
     title = f"CIFAR-10, {len(y_l)} labelled images: {variant}"
     with ctx.plots() as out:
         plot_history(curve, out, title, ctx.source, name=CURVES, diverged_at=hist.diverged_at,

@@ -51,14 +51,14 @@ from dlsys.data.registry import raw_dir
 from dlsys.data.wav import read_wav, write_wav
 from dlsys.evaluation.snr import snr_report, snr_report_many
 from dlsys.features.denoise_features import (BIN_WEIGHTS, InputTransform, PairFeatures, Recording, SplitFeatures,
-                                             bin_weights, chunk_frames, pad_frames, pair_features, split_waves,
-                                             timit_split_features)
+                                             bin_weights, chunk_frames, pad_frames, pair_features, remix_magnitudes,
+                                             split_waves, timit_split_features)
 from dlsys.features.stft import masked_istft_many, reconstruct, stft
 from dlsys.models.denoisers import (CNN1dDenoiser, FCDenoiser, FrameMaskFC, RNNMaskDenoiser, cnn1d_flat_size,
                                     frame_mask, masked_bce, masked_mean)
 from dlsys.plots import new_figure, save_figure, titled
 from dlsys.plots.history import plot_history
-from dlsys.training import EpochLog, TensorBatches, fit
+from dlsys.training import EpochLog, EpochTensors, TensorBatches, fit
 
 log = logging.getLogger("dlsys.denoise")
 
@@ -191,6 +191,7 @@ class MaskTraining:
     inputs: ModelInput = ModelInput()
     divergence_multiple: float = math.inf
     loss_weight: str = "uniform"  # a BIN_WEIGHTS name: how much each bin's BCE term counts
+    remix: bool = False  # new training mixtures every epoch (remix_magnitudes) instead of the fixed ones
 
     @classmethod
     def from_group(cls, g: Params, p: Params) -> "MaskTraining":
@@ -198,7 +199,8 @@ class MaskTraining:
                    epochs=g.int("epochs", lo=1), batch_size=g.int("batch_size", lo=1), lr=g.float("lr", gt=0.0),
                    weight_decay=g.float("weight_decay", lo=0.0), grad_clip=g.float("grad_clip", lo=0.0) or None,
                    eval_batch=g.int("eval_batch", lo=1), inputs=ModelInput.from_params(p),
-                   divergence_multiple=divergence_limit(p), loss_weight=g.choice("loss_weight", list(BIN_WEIGHTS)))
+                   divergence_multiple=divergence_limit(p), loss_weight=g.choice("loss_weight", list(BIN_WEIGHTS)),
+                   remix=g.bool("remix"))
 
 
 @dataclass(frozen=True)
@@ -595,22 +597,29 @@ MaskRecipe = RnnRecipe | MaskFCRecipe
 def train_mask_model(model: torch.nn.Module, tr: SplitFeatures, v: SplitFeatures, r: MaskTraining, n_fft: int,
                      hop: int, device, generator: torch.Generator,
                      desc: str = "rnn") -> tuple[InputTransform, PaddedSplit, EpochLog]:
-    """Fit a mask model (RNN or frame FC) on (truncated) training sequences; every epoch mean/median SNR
-    over `v`, the best epoch restored."""
+    """Fit a mask model (RNN or frame FC) on (truncated) training sequences, new mixtures of tr's sources every
+    epoch when `r.remix`; every epoch mean/median SNR over `v`, the best epoch restored."""
     transform = r.inputs.fit(tr.mag_x)
 
     def pieces(flat: torch.Tensor) -> torch.Tensor:  # (ΣT, F) → padded training pieces on the device
         return pad_sequence(chunk_frames(flat, tr.frames, r.t_trunc)[0], batch_first=True).to(device)
 
-    x_pieces, lengths = chunk_frames(transform(tr.mag_x), tr.frames, r.t_trunc)
-    tensors = [pad_sequence(x_pieces, batch_first=True).to(device), pieces(tr.ibm.float()), lengths.to(device)]
-    try:
-        weights = bin_weights(tr.mag_x, r.loss_weight)
-    except ValueError as exc:
-        raise UserError(f"denoise: training mixtures: {exc}; use loss_weight: uniform or check the audio") from None
-    if weights is not None:
-        tensors.append(pieces(weights))
-    batches = TensorBatches(tensors, r.batch_size, generator=generator)
+    def tensors(mag_x: torch.Tensor, ibm: torch.Tensor) -> list[torch.Tensor]:
+        x_pieces, lengths = chunk_frames(transform(mag_x), tr.frames, r.t_trunc)
+        out = [pad_sequence(x_pieces, batch_first=True).to(device), pieces(ibm.float()), lengths.to(device)]
+        try:
+            weights = bin_weights(mag_x, r.loss_weight)
+        except ValueError as exc:
+            raise UserError(f"denoise: training mixtures: {exc}; use loss_weight: uniform or check the audio") from None
+        return out + ([pieces(weights)] if weights is not None else [])
+
+    if r.remix:  # every epoch new mixtures of tr's own speech and noise (the input transform stays tr's)
+        if tr.mag_s is None or tr.mag_n is None:
+            raise UserError("denoise: remix needs the training split's sources (|S|, |N|); rebuild the features")
+        batches = EpochTensors(lambda: tensors(*remix_magnitudes(tr.mag_s, tr.mag_n, tr.frames, generator)),
+                               r.batch_size, generator=generator)
+    else:
+        batches = TensorBatches(tensors(tr.mag_x, tr.ibm), r.batch_size, generator=generator)
 
     limit = r.divergence_multiple * math.log(2.0)  # a constant 0.5 mask costs ln 2 per bin
 
@@ -690,13 +699,14 @@ def _run_mask_model(ctx: StageContext, step: str, r: MaskRecipe, submission: Pat
                "best_epoch": history.best.get("epoch") if ok and history.best else None,
                "last_epoch_v_snr_db": last.get("val_snr_db"),
                "epochs_run": history.epochs_run, **_divergence(history), "parameters": n_params,
-               "loss_weight": t.loss_weight,
+               "loss_weight": t.loss_weight, "remix": t.remix,
                "te_files": len(feats.te.names) if submission is not None else 0, "clipped_samples": clipped,
                "device": ctx.device.type}
     ctx.write_metrics(metrics, selection="best epoch by mean SNR over v/ (speakers disjoint from te/)")
     ctx.time(train_seconds=round(history.seconds, 2))
     rows = [{**row, "oracle_ibm_snr_db": metrics["v_snr_oracle_ibm_db"]} for row in history.rows]
-    loss_panel = "loss (masked BCE)" if t.loss_weight == "uniform" else f"loss (masked BCE, {t.loss_weight}-weighted)"
+    loss_panel = ", ".join(["loss (masked BCE"] + ([f"{t.loss_weight}-weighted"] if t.loss_weight != "uniform" else [])
+                           + (["tr/ remixed every epoch"] if t.remix else [])) + ")"
     with ctx.plots() as out:
         plot_history(rows, out, f"{r.title()}: training", ctx.source,
                      panels={loss_panel: ["train_loss"],
@@ -767,11 +777,12 @@ def run_compare(ctx: StageContext) -> None:
     """FC, 1-D CNN, FC mask and RNN side by side (SNR, SNRi), the RNN's gain over its FC mask baseline, a bar
     plot, test_01 spectrograms."""
     feats = load_pair(ctx)
-    rows, loss_weights = [], {}
+    rows, loss_weights, remix = [], {}, {}
     for model, (dataset, prefix) in COMPARE.items():
         m = _read_metrics(model)
         if model in ("rnn", "mask_fc"):
             loss_weights[model] = m.get("loss_weight", "uniform")  # metrics from before the weights: plain BCE
+            remix[model] = m.get("remix", False)  # metrics from before remixing: the fixed mixtures
         if model in FRAME_MODELS:
             dataset, prefix = next(((d, p) for d, p in ((dataset, prefix), *FRAME_FALLBACKS) if f"{p}_snr_db" in m),
                                    (dataset, prefix))
@@ -782,15 +793,17 @@ def run_compare(ctx: StageContext) -> None:
                      "data_source": m["data_source"]})
     by_model = {r["model"]: r for r in rows}
     rnn, fc = by_model["rnn"]["snr_db"], by_model["mask_fc"]["snr_db"]
-    same_loss = loss_weights["rnn"] == loss_weights["mask_fc"]
-    if not same_loss:
-        log.warning("the RNN and the FC mask were trained with different loss weights (rnn: %s, mask_fc: %s): the "
-                    "gain measures more than the memory; set denoise.rnn.loss_weight and denoise.mask_fc.loss_weight "
-                    "alike", loss_weights["rnn"], loss_weights["mask_fc"])
+    same_loss, same_remix = (loss_weights["rnn"] == loss_weights["mask_fc"]), (remix["rnn"] == remix["mask_fc"])
+    for same, key, values in ((same_loss, "loss_weight", loss_weights), (same_remix, "remix", remix)):
+        if not same:
+            log.warning("the RNN and the FC mask were trained with different %s (rnn: %s, mask_fc: %s): the gain "
+                        "measures more than the memory; set denoise.rnn.%s and denoise.mask_fc.%s alike", key,
+                        values["rnn"], values["mask_fc"], key, key)
     ctx.write_metrics({**{r["model"]: {k: r[k] for k in ("dataset", "snr_db", "snri_db", "snr_in_db")} for r in rows},
                        # the recurrent model's memory, measured: same files, target and selection as mask_fc
                        "rnn_gain_over_mask_fc_db": None if rnn is None or fc is None else rnn - fc,
-                       "loss_weight": loss_weights, "same_loss_weight": same_loss})
+                       "loss_weight": loss_weights, "same_loss_weight": same_loss,
+                       "remix": remix, "same_remix": same_remix})
 
     n_fft, hop, sr = feats.n_fft, feats.hop, feats.sr
     specs = [("noisy test_01", feats.test_01.mix.abs().T)]

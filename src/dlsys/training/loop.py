@@ -59,6 +59,32 @@ class TensorBatches:
                 yield tuple(t[idx] for t in self.tensors)
 
 
+class EpochTensors:
+    """Mini-batches as TensorBatches, over tensors that `make()` builds anew before every epoch (fresh
+    augmented data, say); the number of rows must stay the same from epoch to epoch."""
+
+    def __init__(self, make: Callable[[], Sequence[torch.Tensor]], batch_size: int,
+                 generator: torch.Generator | None = None):
+        self.make = make
+        self.batch_size = batch_size
+        self.generator = generator
+        self._ready: TensorBatches | None = self._batches()  # now: its length is the epoch's, a bad make fails early
+        self._len, self._rows = len(self._ready), self._ready.n
+
+    def _batches(self) -> TensorBatches:
+        return TensorBatches(self.make(), self.batch_size, generator=self.generator)
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
+        batches = self._ready if self._ready is not None else self._batches()
+        self._ready = None
+        if batches.n != self._rows:
+            raise ValueError(f"EpochTensors: make() gave {batches.n} rows, the first epoch {self._rows}")
+        yield from batches
+
+
 @dataclass
 class EpochLog:
     """What `fit` returns: per-epoch rows (results only), the best row, divergence, and timings.
