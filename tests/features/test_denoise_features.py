@@ -173,10 +173,15 @@ def test_bin_weights_refuse_unknown_names_and_silence(mag, kind, match):
         bin_weights(mag, kind)
 
 
-def _sources(frames, bins=5, seed=0):
+def _sources(frames, bins=5, seed=0, noise_levels=None):
+    """Random |S| and |N| for files of `frames` frames; file i's noise scaled by noise_levels[i] (default 1)."""
     g = torch.Generator().manual_seed(seed)
     n = int(sum(frames))
-    return torch.rand(n, bins, generator=g) + 0.1, torch.rand(n, bins, generator=g) + 0.1, torch.tensor(frames)
+    mag_s, mag_n = torch.rand(n, bins, generator=g) + 0.1, torch.rand(n, bins, generator=g) + 0.1
+    if noise_levels is not None:
+        mag_n = mag_n * torch.repeat_interleave(torch.tensor(noise_levels, dtype=torch.float32),
+                                                torch.tensor(frames))[:, None]
+    return mag_s, mag_n, torch.tensor(frames)
 
 
 def _windows(rows: torch.Tensor, frames: torch.Tensor, length: int) -> list[tuple[int, int, torch.Tensor]]:
@@ -189,51 +194,75 @@ def _windows(rows: torch.Tensor, frames: torch.Tensor, length: int) -> list[tupl
     return out
 
 
+def _partner_windows(x: torch.Tensor, mag_n: torch.Tensor, frames: torch.Tensor) -> list[tuple[int, int]]:
+    """For a silent-speech remix x: the (partner file, first frame) whose noise window each file's x is, up to
+    its gain; asserts that exactly one window fits."""
+    got, start = [], 0
+    for i, t in enumerate(frames.tolist()):
+        xi = x[start: start + t]
+        match = [(j, o) for j, o, w in _windows(mag_n, frames, t) if torch.allclose(xi / xi[0, 0], w / w[0, 0],
+                                                                                    rtol=1e-4)]
+        assert len(match) == 1, (i, match)
+        got.append(match[0])
+        start += t
+    return got
+
+
 def test_remix_reads_each_file_s_noise_from_a_partner_file_at_a_random_offset_and_keeps_its_snr():
     """With silent speech the remix is the scaled new noise itself: for every file it is a circular window of
     one partner file's noise frames, the partners a permutation of the files, each file's noise energy (so its
-    SNR) kept, and the whole draw a function of the generator's seed."""
-    mag_s, mag_n, frames = _sources([6, 9, 4, 7])
+    SNR) kept, every start frame of every partner drawn over many epochs, and the whole draw a function of the
+    generator's seed."""
+    mag_s, mag_n, frames = _sources([6, 9, 4, 7], noise_levels=[1.0, 3.0, 0.3, 2.0])
     silent = torch.zeros_like(mag_s)
-    partners, offsets = [], set()
-    for seed in range(6):
+    seen = set()
+    for seed in range(200):
         x, ibm = remix_magnitudes(silent, mag_n, frames, torch.Generator().manual_seed(seed))
         assert x.shape == mag_s.shape and not bool(ibm.any())  # silent speech never wins a bin
-        got, start = [], 0
-        for i, t in enumerate(frames.tolist()):
-            xi = x[start: start + t]
-            assert float(xi.square().sum()) == pytest.approx(float(mag_n[start: start + t].square().sum()), rel=1e-5)
-            match = [(j, o) for j, o, w in _windows(mag_n, frames, t) if torch.allclose(xi / xi[0, 0], w / w[0, 0],
-                                                                                        rtol=1e-4)]
-            assert len(match) == 1, (seed, i, match)
-            got.append(match[0][0])
-            offsets.add(match[0])
+        start = 0
+        for t in frames.tolist():
+            assert float(x[start: start + t].square().sum()) == pytest.approx(
+                float(mag_n[start: start + t].square().sum()), rel=1e-5)
             start += t
-        assert sorted(got) == [0, 1, 2, 3]
-        partners.append(got)
-    assert len({tuple(p) for p in partners}) > 1 and len(offsets) > 8  # the draws differ from seed to seed
+        pairs = _partner_windows(x, mag_n, frames) if seed < 40 or len(seen) < 26 else []
+        assert not pairs or sorted(j for j, _ in pairs) == [0, 1, 2, 3]
+        seen.update(pairs)
+    assert seen == {(j, o) for j, t in enumerate(frames.tolist()) for o in range(t)}
     again = remix_magnitudes(silent, mag_n, frames, torch.Generator().manual_seed(3))[0]
     assert torch.equal(again, remix_magnitudes(silent, mag_n, frames, torch.Generator().manual_seed(3))[0])
 
 
 def test_remix_adds_the_sources_with_a_random_phase_and_masks_where_speech_wins():
     """|X|² = |S|² + |N'|² + 2|S||N'|cos θ, θ uniform: each bin lies between ||S| - |N'|| and |S| + |N'|, and the
-    powers add on average; the IBM is |S| > |N'| for the remixed noise N' (read off a silent-speech remix)."""
-    mag_s, mag_n, frames = _sources([400, 300], bins=8, seed=1)
+    powers add on average; the IBM is |S| > |N'| for the scaled remixed noise N' (read off a silent-speech remix;
+    the files' noise levels differ, so the scale matters)."""
+    mag_s, mag_n, frames = _sources([400, 300, 350], bins=8, seed=1, noise_levels=[1.0, 0.3, 2.5])
     x, ibm = remix_magnitudes(mag_s, mag_n, frames, torch.Generator().manual_seed(0))
-    noise = remix_magnitudes(torch.zeros_like(mag_s), mag_n, frames, torch.Generator().manual_seed(0))[0]
+    silent = torch.zeros_like(mag_s)
+    noise = remix_magnitudes(silent, mag_n, frames, torch.Generator().manual_seed(0))[0]
+    assert [j for j, _ in _partner_windows(noise, mag_n, frames)] != [0, 1, 2]  # someone else's noise, rescaled
     assert torch.equal(ibm, (mag_s > noise).float())
     assert bool((x >= (mag_s - noise).abs() - 1e-5).all() and (x <= mag_s + noise + 1e-5).all())
     cos = (x.square() - mag_s.square() - noise.square()) / (2 * mag_s * noise)
     assert abs(float(cos.mean())) < 0.02 and float(cos.square().mean()) == pytest.approx(0.5, abs=0.02)
 
 
-def test_remix_of_a_silent_partner_stays_finite_and_refuses_mismatched_inputs():
+def test_remix_with_a_silent_partner_keeps_the_file_s_own_noise_and_refuses_mismatched_inputs():
+    """A partner window without energy cannot be scaled to the file's SNR: the file keeps its own noise (so its
+    energy) instead; a file whose own noise is silent stays noise-free. Nothing is inf or NaN."""
     mag_s, mag_n, frames = _sources([3, 3])
-    mag_n[3:] = 0.0  # the second file's noise is silent: whoever draws it gets none
-    for seed in range(4):
+    mag_n[3:] = 0.0
+    own = float(mag_n[:3].square().sum())
+    silent = torch.zeros_like(mag_s)
+    drew_silent = False
+    for seed in range(12):
+        noise = remix_magnitudes(silent, mag_n, frames, torch.Generator().manual_seed(seed))[0]
         x, _ = remix_magnitudes(mag_s, mag_n, frames, torch.Generator().manual_seed(seed))
         assert bool(torch.isfinite(x).all())
+        assert float(noise[:3].square().sum()) == pytest.approx(own, rel=1e-5) and not bool(noise[3:].any())
+        assert torch.equal(x[3:], mag_s[3:])
+        drew_silent |= torch.equal(noise[:3], mag_n[:3])  # the silent partner: its own noise, unshifted
+    assert drew_silent
     with pytest.raises(ValueError, match="do not match"):
         remix_magnitudes(mag_s, mag_n[:-1], frames)
     with pytest.raises(ValueError, match="at least one frame"):

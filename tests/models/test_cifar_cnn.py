@@ -75,13 +75,15 @@ def test_transfer_of_some_layers_leaves_the_others_fresh_and_fast(layers):
 
 
 @pytest.mark.parametrize("layers, message", [(("head",), "unknown layer 'head'"), ((), "one or more"),
-                                             (("conv1", "conv1"), "distinct"), (("fc2",), "unknown layer 'fc2'")])
+                                             (("conv1", "conv1"), "distinct"), (("fc2",), "unknown layer 'fc2'"),
+                                             ("fc1", "a list of layer names, not the string 'fc1'")])
 def test_transfer_refuses_bad_layer_lists(layers, message):
     with pytest.raises(ValueError, match=message):
         transfer_features(CifarCNN(3).state_dict(), CifarCNN(10), layers)
 
 
-def test_transfer_refuses_pretext_weights_without_the_layer():
-    state = {k: t for k, t in CifarCNN(3).state_dict().items() if not k.startswith("fc1.")}
-    with pytest.raises(ValueError, match="no layer fc1"):
+@pytest.mark.parametrize("dropped", [("fc1.weight", "fc1.bias"), ("fc1.weight",)])
+def test_transfer_refuses_pretext_weights_without_the_layer_or_part_of_it(dropped):
+    state = {k: t for k, t in CifarCNN(3).state_dict().items() if k not in dropped}
+    with pytest.raises(ValueError, match="the pretext weights have no fc1.weight"):
         transfer_features(state, CifarCNN(10), ("conv1", "fc1"))

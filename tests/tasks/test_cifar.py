@@ -257,13 +257,31 @@ def test_transfer_of_the_conv_layers_only_starts_fc1_fresh_at_the_new_layers_lr(
     run("cifar_ssl_baseline", cifar.run_ssl_baseline)
     run("cifar_ssl_transfer", cifar.run_ssl_transfer)
     assert metrics("ssl_transfer")["transferred_layers"] == ["conv1", "conv2"]
-    assert "transferred_layers" not in metrics("ssl_baseline")
+    assert metrics("ssl_transfer")["lr_transferred"] == 1e-5
+    assert "transferred_layers" not in metrics("ssl_baseline") and "lr_transferred" not in metrics("ssl_baseline")
     pre = torch.load("data/models/cifar/pretext.pt", weights_only=True)["state_dict"]
     tra = torch.load("data/models/cifar/ssl_transfer.pt", weights_only=True)["state_dict"]
     for name in ("conv1.weight", "conv2.weight"):
         assert (tra[name] - pre[name]).abs().max() < 1e-3, name
     # a copied fc1, at lr_transferred 1e-5 for six steps, would stay within 1e-3 of the pretext's
     assert (tra["fc1.weight"] - pre["fc1.weight"]).abs().max() > 0.05
+
+
+def test_a_pretext_model_of_another_shape_is_refused_for_its_layers_that_differ_in_one_line(workdir, capsys):
+    """Pretext with FC 8, SSL model with FC 6: transferring fc1 is one clear line (no traceback, nothing
+    written); the conv layers alone still transfer."""
+    write_params(tiny_params(**{"cifar.model.hidden": 8}))
+    run("cifar_pretext", cifar.run_pretext)
+    write_params(tiny_params(**{"cifar.model.hidden": 6}))
+    run("cifar_ssl_baseline", cifar.run_ssl_baseline)
+    with pytest.raises(SystemExit) as exc:
+        run("cifar_ssl_transfer", cifar.run_ssl_transfer)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "cannot transfer fc1.weight" in err and "dvc repro cifar_pretext" in err
+    assert "Traceback" not in err and not Path("metrics/cifar/ssl_transfer.json").exists()
+    write_params(tiny_params(**{"cifar.model.hidden": 6, "cifar.ssl.transfer_layers": ["conv1", "conv2"]}))
+    run("cifar_ssl_transfer", cifar.run_ssl_transfer)
+    assert metrics("ssl_transfer")["transferred_layers"] == ["conv1", "conv2"]
 
 
 def test_transfer_refuses_an_unknown_layer_in_one_line(workdir, capsys):

@@ -219,14 +219,18 @@ def split_waves(flat: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     return pad_sequence(list(torch.split(flat, lengths.tolist())), batch_first=True)
 
 
+SILENT_WINDOW = 1e-12  # a remix window with at most this share of the file's own noise energy counts as silent
+
+
 def remix_magnitudes(mag_s: torch.Tensor, mag_n: torch.Tensor, frames: torch.Tensor,
                      generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """New training mixtures from a split's own sources, drawn afresh on every call: file i's speech |S_i| with
-    the noise of file perm(i) (a random permutation of the files), read from a random frame onwards (wrapping
-    round), scaled so that file i keeps its own speech-to-noise energy ratio, and added with a uniformly random
-    phase between the two sources in every bin, as between two independent recordings:
-    |X|² = |S|² + |gN'|² + 2|S||gN'| cos θ. Frame-major (ΣT, F) in and out, as the split's features;
-    returns (|X|, IBM = 1[|S| > |gN'|]) as float tensors. Random numbers come from `generator` (on the CPU)."""
+    the noise of file perm(i) (a random permutation of the files, so now and then its own), read from a random
+    frame onwards (wrapping round), scaled so that file i keeps its own noise energy, so its SNR, and added with
+    a uniformly random phase between the two sources in every bin, as between two independent recordings:
+    |X|² = |S|² + |gN'|² + 2|S||gN'| cos θ. A window with (next to) no energy cannot be scaled so; that file
+    keeps its own noise as it is. Frame-major (ΣT, F) in and out, as the split's features; returns
+    (|X|, IBM = 1[|S| > |gN'|]) as float tensors. Random numbers come from `generator` (on the CPU)."""
     if mag_s.shape != mag_n.shape or mag_s.shape[0] != int(frames.sum()):
         raise ValueError(f"remix: |S| {tuple(mag_s.shape)}, |N| {tuple(mag_n.shape)} and {int(frames.sum())} "
                          "frames do not match")
@@ -242,16 +246,17 @@ def remix_magnitudes(mag_s: torch.Tensor, mag_n: torch.Tensor, frames: torch.Ten
     offset = (torch.rand(n_files, generator=generator, dtype=torch.float64).to(device)
               * frames[partner]).long()
     src = start[partner][file_of] + (offset[file_of] + t) % frames[partner][file_of]
-    noise = mag_n[src]
 
     def energy(mag: torch.Tensor) -> torch.Tensor:  # per file, in float64 (long files sum many squares)
         return torch.zeros(n_files, dtype=torch.float64, device=device).index_add_(
             0, file_of, mag.double().square().sum(1))
 
-    e_new = energy(noise)
-    gain = torch.where(e_new > 0, (energy(mag_n) / e_new.clamp_min(1e-300)).sqrt(), torch.zeros_like(e_new))
-    noise = noise * gain.to(noise.dtype)[file_of][:, None]
-    cos = torch.cos(2 * torch.pi * torch.rand(mag_s.shape, generator=generator)).to(device)
+    e_own, e_new = energy(mag_n), energy(mag_n[src])
+    faint = e_new <= SILENT_WINDOW * e_own  # its gain would blow noise-floor bits up to the file's noise level
+    src = torch.where(faint[file_of], torch.arange(len(src), device=device), src)
+    gain = torch.where(faint, torch.ones_like(e_new), (e_own / e_new.clamp_min(1e-300)).sqrt())
+    noise = mag_n[src] * gain.to(mag_n.dtype)[file_of][:, None]
+    cos = torch.cos(2 * torch.pi * torch.rand(mag_s.shape, generator=generator, dtype=mag_s.dtype)).to(device)
     mag_x = (mag_s.square() + noise.square() + 2 * mag_s * noise * cos).clamp_min(0).sqrt()
     return mag_x, ideal_binary_mask(mag_s, noise)
 

@@ -49,6 +49,8 @@ TRANSFERABLE = ("conv1", "conv2", "fc1")
 
 def check_transfer_layers(layers) -> tuple[str, ...]:
     """`layers` as a tuple of distinct TRANSFERABLE names; ValueError naming the bad one otherwise."""
+    if isinstance(layers, str):
+        raise ValueError(f"need a list of layer names, not the string {layers!r}")
     layers = tuple(layers)
     for name in layers:
         if name not in TRANSFERABLE:
@@ -79,9 +81,9 @@ def transfer_features(src: nn.Module, dst: CifarCNN, layers=TRANSFERABLE) -> lis
             raise ValueError(f"cannot transfer {name}: shape {tuple(tensor.shape)} does not match the new model")
         dst_state[name] = tensor.detach().clone()
         copied.append(name)
-    missing = [n for n in layers if not any(_layer(c) == n for c in copied)]
+    missing = [n for n in dst_state if _layer(n) in layers and n not in copied]  # a layer copied in part, too
     if missing:
-        raise ValueError(f"the pretext weights have no layer {', '.join(missing)}")
+        raise ValueError(f"the pretext weights have no {', '.join(missing)}")
     dst.load_state_dict(dst_state)
     return copied
 

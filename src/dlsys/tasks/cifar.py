@@ -413,7 +413,8 @@ def run_ssl(ctx: StageContext, variant: str) -> None:
     metrics = {"final_test_acc": None if hist.diverged else finite(hist.last.get("test_acc")),
                **best_on_test(curve), "epochs": hist.epochs_run, "n_labelled": len(y_l), "n_test": len(y_te),
                **divergence(hist),
-               **({"transferred_layers": list(r.transfer_layers)} if r.transfer_layers is not None else {})}
+               **({"transferred_layers": list(r.transfer_layers), "lr_transferred": r.lr_transferred}
+                  if r.transfer_layers is not None else {})}
     title = f"CIFAR-10, {len(y_l)} labelled images: {variant}"
     with ctx.plots() as out:
         plot_history(curve, out, title, ctx.source, name=CURVES, diverged_at=hist.diverged_at,
