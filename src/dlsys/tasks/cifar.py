@@ -9,7 +9,7 @@ Stages (params group `cifar`, tests in tests/tasks/test_cifar.py and tests/stage
 - `cifar_pretext` → `run_pretext`: the CNN with a 3-way head learns upright / upside-down / 90° rotation
   on the training images that are not among the last `ssl.n_labelled` (their labels unused).
 - `cifar_ssl_baseline` / `cifar_ssl_transfer` → `run_ssl_baseline` / `run_ssl_transfer`: the CNN on only the last `ssl.n_labelled` training images,
-  full batch, from scratch or from the pretext weights (new head, smaller lr for the transferred layers).
+  full batch, from scratch or from the pretext weights (new head; the transferred layers at their own lr, `lr_transferred`).
 
 Model selection: `cifar_train` keeps the best epoch on validation images carved from the training set, and
 its `test_acc` is that model's, measured once. The pretext and SSL models are the final epoch's. The SSL
