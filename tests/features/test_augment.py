@@ -1,10 +1,12 @@
 """Augmentations and pretext transforms, pixel-exact on tiny images."""
 
 import numpy as np
+import pytest
 import torch
 
-from dlsys.features.augment import (augment_set, brighten, darken, labelled_split, mirror, rot90_ccw,
-                                    rotation_pretext, to_signed, to_unit, upside_down, validation_split)
+from dlsys.features.augment import (AUGMENT_NAMES, augment_set, augment_views, brighten, darken, labelled_split,
+                                    mirror, pick_views, rot90_ccw, rotation_pretext, to_signed, to_unit, upside_down,
+                                    validation_split)
 
 
 def tiny() -> torch.Tensor:
@@ -76,3 +78,19 @@ def test_validation_split_is_seeded_and_disjoint():
     assert np.array_equal(va, va2) and len(va) == 10 and len(tr) == 90
     assert sorted(np.concatenate([tr, va]).tolist()) == list(range(100))
     assert not np.array_equal(va, validation_split(100, 10, seed=1)[1])
+
+
+def test_views_by_name_are_the_augmentations_in_the_order_asked():
+    x = torch.rand(2, 3, 4, 5)
+    views = augment_views(1.1, 0.9)
+    assert tuple(views) == AUGMENT_NAMES
+    picked = pick_views(["mirrored", "original", "darker"], 1.1, 0.9)
+    assert torch.equal(picked[0](x), mirror(x)) and torch.equal(picked[1](x), x)
+    assert torch.equal(picked[2](x), darken(x, 0.9))
+    assert torch.equal(views["brighter"](x), brighten(x, 1.1))
+
+
+@pytest.mark.parametrize("names", [[], ["original", "original"], ["original", "rotated"]])
+def test_views_refuse_an_empty_list_repeats_and_unknown_names(names):
+    with pytest.raises(ValueError, match="expected distinct names"):
+        pick_views(names, 1.1, 0.9)

@@ -18,6 +18,7 @@ from dlsys.core.context import stage_main
 from dlsys.core.errors import UserError
 from dlsys.core.params import Params
 from dlsys.data.cifar10 import SUBDIR, write_cifar_batches
+from dlsys.features.augment import mirror, to_signed
 from dlsys.tasks import cifar
 
 N_TRAIN, N_TEST, N_VAL, N_LABELLED = 240, 70, 40, 30
@@ -30,7 +31,8 @@ def tiny_params(**overrides) -> dict:
             "model": {"channels": [4, 4], "kernel": 5, "hidden": 8},
             "n_val": N_VAL, "eval_batch": 32,
             "augment": {"bright": 1.1, "dark": 0.9, "n_preview": 2},
-            "train": {"epochs": 3, "batch_size": 50, "lr": 0.01, "lr_drop_epoch": 0, "lr_drop_factor": 0.1},
+            "train": {"epochs": 3, "batch_size": 50, "lr": 0.01, "lr_drop_epoch": 0, "lr_drop_factor": 0.1,
+                      "test_views": ["original"]},
             "pretext": {"epochs": 2, "batch_size": 64, "lr": 0.001},
             "ssl": {"n_labelled": N_LABELLED, "epochs": 6, "eval_every": 2, "lr": 0.001, "lr_transferred": 1e-5,
                     "transfer_layers": ["conv1", "conv2", "fc1"]},
@@ -123,6 +125,41 @@ def test_safe_accuracy_counts_argmax_hits_and_is_nan_for_non_finite_logits():
     assert math.isnan(cifar.safe_accuracy(broken, x, y, batch=2))
 
 
+class LeftRightModel(torch.nn.Module):
+    """Logits [relu(s), 0.2·relu(−s)] with s = (left half − right half) of the image: confident for an image
+    bright on its left, weakly the other way for its mirror."""
+
+    def forward(self, x):
+        s = (x[..., :16] - x[..., 16:]).sum(dim=(1, 2, 3))
+        return torch.stack([torch.relu(s), 0.2 * torch.relu(-s)], dim=1)
+
+
+def test_view_averaged_accuracy_averages_the_class_probabilities_of_the_views():
+    x = torch.zeros(2, 3, 32, 32)
+    x[0, :, :, :16] = 0.01     # bright on the left: class 0 at p = sigmoid(s) ≈ 0.92
+    x[1, :, :, 16:] = 0.01     # bright on the right: class 1 at p = sigmoid(0.2 s) ≈ 0.62
+    y = torch.tensor([0, 0])
+    model = LeftRightModel()
+    mirrored, both = [mirror], [lambda a: a, mirror]
+    assert cifar.view_averaged_accuracy(model, x, y, 1, [lambda a: a]) == pytest.approx(0.5)
+    assert cifar.view_averaged_accuracy(model, x, y, 1, mirrored) == pytest.approx(0.5)
+    # Averaged, each image's confident view outvotes its weak one: image 0 stays class 0, image 1 turns to 0.
+    assert cifar.view_averaged_accuracy(model, x, y, 1, both) == pytest.approx(1.0)
+    assert cifar.view_averaged_accuracy(model, x, torch.tensor([1, 1]), 2, both) == pytest.approx(0.0)
+    # One view: the same as the course's plain accuracy on the signed images.
+    assert cifar.view_averaged_accuracy(model, x, y, 2, [lambda a: a]) == cifar.safe_accuracy(model, to_signed(x), y, 2)
+    broken = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 2))
+    with torch.no_grad():
+        broken[1].bias.fill_(float("inf"))
+    assert math.isnan(cifar.view_averaged_accuracy(broken, x, y, 2, both))
+
+
+@pytest.mark.parametrize("views", [["original", "flipped"], [], ["mirrored", "mirrored"]])
+def test_unknown_empty_or_repeated_test_views_are_refused(views):
+    with pytest.raises(UserError, match="cifar.train.test_views"):
+        cifar.TrainRecipe.from_params(Params(tiny_params(**{"cifar.train.test_views": views})))
+
+
 def test_best_on_test_takes_the_highest_finite_point_earliest_first():
     rows = [{"epoch": 2, "test_acc": 0.3}, {"epoch": 4, "test_acc": 0.5}, {"epoch": 6, "test_acc": float("nan")},
             {"epoch": 8, "test_acc": 0.5}, {"epoch": 10, "test_acc": None}, {"epoch": 12, "test_acc": 0.4}]
@@ -181,6 +218,75 @@ def test_train_selects_on_validation_and_tests_only_the_chosen_model(workdir, mo
     assert not saved["diverged"] and saved["config"]["n_classes"] == 10
     assert all(torch.equal(saved["state_dict"][k], v) for k, v in epoch1.items())
     assert m["test_acc"] == pytest.approx(real(_loaded(saved), *_test_set(), 32))
+
+
+def test_train_with_test_views_selects_on_their_average_and_keeps_the_single_view_protocol(workdir, monkeypatch,
+                                                                                          capsys):
+    """Scripted: the views' validation accuracy peaks at epoch 1, the single view's at epoch 3. The saved model
+    and `test_acc` (with the views) are epoch 1's; `plain_*` are epoch 3's (test with one view); the test images
+    are scored once per protocol, after training."""
+    write_params(tiny_params(**{"cifar.train.test_views": ["original", "mirrored"]}))
+    run("cifar_augment", cifar.run_augment)
+    real_plain, real_views = cifar.safe_accuracy, cifar.view_averaged_accuracy
+    plain_val, views_val = iter([0.2, 0.3, 0.8]), iter([0.9, 0.1, 0.2])
+    seen = {"val": [], "test_plain": [], "test_views": []}
+
+    def snapshot(model):
+        return {k: v.clone() for k, v in model.state_dict().items()}
+
+    def plain_spy(model, x, y, batch):
+        if len(y) == N_VAL:
+            seen["val"].append(snapshot(model))
+            return next(plain_val)
+        seen["test_plain"].append(snapshot(model))
+        return real_plain(model, x, y, batch)
+
+    def views_spy(model, x, y, batch, views):
+        assert len(views) == 2 and torch.equal(views[1](x[:1]), mirror(x[:1]))
+        if len(y) == N_VAL:
+            return next(views_val)
+        seen["test_views"].append(snapshot(model))
+        return real_views(model, x, y, batch, views)
+
+    monkeypatch.setattr(cifar, "safe_accuracy", plain_spy)
+    monkeypatch.setattr(cifar, "view_averaged_accuracy", views_spy)
+    run("cifar_train", cifar.run_train, "augmented")
+    m = metrics("train_augmented")
+    assert (m["best_epoch"], m["best_val_acc"], m["final_val_acc"]) == (1, 0.9, 0.2)
+    assert (m["plain_best_epoch"], m["plain_best_val_acc"]) == (3, 0.8)
+    assert "best val acc 0.9 at epoch 1" in capsys.readouterr().err
+    assert m["test_views"] == ["original", "mirrored"] and "val_acc_tta" in m["selection"]
+    assert len(seen["test_views"]) == 1 and len(seen["test_plain"]) == 1
+    epoch1, epoch3 = seen["val"][0], seen["val"][2]
+    assert all(torch.equal(seen["test_views"][0][k], v) for k, v in epoch1.items())
+    assert all(torch.equal(seen["test_plain"][0][k], v) for k, v in epoch3.items())
+    saved = torch.load("data/models/cifar/augmented.pt", weights_only=True)
+    assert saved["test_views"] == ["original", "mirrored"]
+    assert all(torch.equal(saved["state_dict"][k], v) for k, v in epoch1.items())
+    rows = curve("train_augmented")
+    assert [float(r["val_acc"]) for r in rows] == [0.2, 0.3, 0.8]
+    assert [float(r["val_acc_tta"]) for r in rows] == [0.9, 0.1, 0.2]
+
+
+def test_the_augmentation_report_compares_like_with_like_and_names_the_mixed_pair(workdir):
+    """With test views both runs are compared on their averaged curves; the single-view gain and the gain of
+    augmentation at training and test time over the plain baseline are reported beside it."""
+    write_params(tiny_params(**{"cifar.train.test_views": ["original", "mirrored"]}))
+    run("cifar_augment", cifar.run_augment)
+    for v in cifar.TRAIN_VARIANTS:
+        run("cifar_train", cifar.run_train, v)
+    run("cifar_augment_report", cifar.run_augment_report)
+    m = metrics("augment_compare")
+    best = {(v, c): max(float(r[c]) for r in curve(f"train_{v}")) for v in cifar.TRAIN_VARIANTS
+            for c in ("val_acc", "val_acc_tta")}
+    assert m["best_val_acc_augmented"] == best["augmented", "val_acc_tta"]
+    assert m["augmented_gain"] == pytest.approx(best["augmented", "val_acc_tta"] - best["baseline", "val_acc_tta"])
+    assert m["plain_augmented_gain"] == pytest.approx(best["augmented", "val_acc"] - best["baseline", "val_acc"])
+    assert m["tta_augmented_gain_over_plain_baseline"] == pytest.approx(
+        best["augmented", "val_acc_tta"] - best["baseline", "val_acc"])
+    assert m["test_views"] == ["original", "mirrored"]
+    header = Path("plots/cifar/augment_compare/compare.csv").read_text().splitlines()[0]
+    assert "baseline val_acc_tta" in header and "augmented val_acc" in header
 
 
 @pytest.mark.parametrize("drop_epoch, expected", [(0, [0.01] * 5), (2, [0.01, 0.01, 0.005, 0.005, 0.0025])])

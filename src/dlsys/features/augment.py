@@ -6,6 +6,8 @@ Images are NCHW float tensors in [0, 1] (`to_unit`); the network sees them resca
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import numpy as np
 import torch
 
@@ -41,9 +43,27 @@ def mirror(x: torch.Tensor) -> torch.Tensor:
     return torch.flip(x, dims=[-1])
 
 
+View = Callable[[torch.Tensor], torch.Tensor]
+
+
+def augment_views(bright: float, dark: float) -> dict[str, View]:
+    """The augmentations by name (AUGMENT_NAMES), each a batch transform on [0, 1] images."""
+    return {"original": lambda x: x, "brighter": lambda x: brighten(x, bright),
+            "darker": lambda x: darken(x, dark), "mirrored": mirror}
+
+
+def pick_views(names: Sequence[str], bright: float, dark: float) -> list[View]:
+    """The named augmentations, in the order given; refuses unknown or repeated names and an empty list."""
+    views = augment_views(bright, dark)
+    unknown = [n for n in names if n not in views]
+    if not names or unknown or len(set(names)) != len(names):
+        raise ValueError(f"views {list(names)}: expected distinct names from {list(AUGMENT_NAMES)}")
+    return [views[n] for n in names]
+
+
 def augment_set(x: torch.Tensor, y: torch.Tensor, bright: float, dark: float) -> tuple[torch.Tensor, torch.Tensor]:
     """[originals; brighter; darker; mirrored] (4·N images, in AUGMENT_NAMES order) with the same labels."""
-    xs = torch.cat([x, brighten(x, bright), darken(x, dark), mirror(x)])
+    xs = torch.cat([view(x) for view in pick_views(AUGMENT_NAMES, bright, dark)])
     return xs, y.repeat(len(AUGMENT_NAMES))
 
 

@@ -4,8 +4,10 @@ Stages (params group `cifar`, tests in tests/tasks/test_cifar.py and tests/stage
 - `cifar_augment` → `run_augment`: the seeded validation hold-out carved from the training images
   (data/features/cifar/split.pt) and a check figure of the four augmented versions (features/augment.py).
 - `cifar_train@{baseline,augmented}` → `run_train`: the tiny CNN (models/cifar_cnn.py) on the originals or
-  the 4× augmented set; the best epoch on the validation hold-out is tested once on the test set.
-- `cifar_augment_report` → `run_augment_report`: both training runs on one figure, and the gain.
+  the 4× augmented set; the best epoch on the validation hold-out is tested once on the test set. With
+  `train.test_views` beyond [original] each image's views are averaged (test-time augmentation) for both the
+  choice and the test, and the course's single-view protocol is kept beside it (`plain_*`).
+- `cifar_augment_report` → `run_augment_report`: both training runs on one figure, and the gains.
 - `cifar_pretext` → `run_pretext`: the CNN with a 3-way head learns upright / upside-down / 90° rotation
   on the training images that are not among the last `ssl.n_labelled` (their labels unused).
 - `cifar_ssl_baseline` / `cifar_ssl_transfer` → `run_ssl_baseline` / `run_ssl_transfer`: the CNN on only the last `ssl.n_labelled` training images,
@@ -19,6 +21,7 @@ chosen on the test set, so it is reported only as `test_selected_*` (optimistic)
 
 from __future__ import annotations
 
+import copy
 import csv
 import logging
 import math
@@ -35,8 +38,8 @@ from dlsys.core.params import Params
 from dlsys.data.cifar10 import load_cifar10
 from dlsys.data.registry import raw_dir
 from dlsys.evaluation.classification import accuracy
-from dlsys.features.augment import (AUGMENT_NAMES, PRETEXT_NAMES, augment_set, labelled_split, rotation_pretext,
-                                    to_signed, to_unit, validation_split)
+from dlsys.features.augment import (AUGMENT_NAMES, PRETEXT_NAMES, View, augment_set, labelled_split, pick_views,
+                                    rotation_pretext, to_signed, to_unit, validation_split)
 from dlsys.models.cifar_cnn import CifarCNN, check_transfer_layers, transfer_features, transfer_param_groups
 from dlsys.plots import image_grid, save_figure, titled
 from dlsys.plots.history import join_on_epoch, plot_history
@@ -52,6 +55,9 @@ TRAIN_VARIANTS = ("baseline", "augmented")
 SSL_VARIANTS = ("baseline", "transfer")
 N_CLASSES = 10
 SELECTION_TRAIN = "best val_acc on the validation images carved from the training set (cifar.n_val)"
+SELECTION_TRAIN_TTA = ("best val_acc_tta (class probabilities averaged over cifar.train.test_views of each image) on the "
+                      "validation images carved from the training set (cifar.n_val); test_acc with the same views; "
+                      "plain_*: the course's single view, its own best validation epoch")
 SELECTION_FINAL = "final epoch"
 SELECTION_SSL = ("final epoch; test_selected_* = the best point of the per-epoch test curve, chosen on the "
                  "test set as the course does (optimistic, not a held-out estimate)")
@@ -100,15 +106,29 @@ class TrainRecipe:
     bright: float
     dark: float
     eval_batch: int
+    test_views: tuple[str, ...] = ("original",)
 
     @classmethod
     def from_params(cls, p: Params) -> "TrainRecipe":
         c = p.sub("cifar")
         t, a = c.sub("train"), c.sub("augment")
-        return cls(epochs=t.int("epochs", lo=1), batch_size=t.int("batch_size", lo=1), lr=t.float("lr", gt=0),
-                   lr_drop_epoch=t.int("lr_drop_epoch", lo=0), lr_drop_factor=t.float("lr_drop_factor", gt=0, hi=1),
-                   bright=a.float("bright", lo=1.0), dark=a.float("dark", lo=0.0, hi=1.0),
-                   eval_batch=c.int("eval_batch", lo=1))
+        r = cls(epochs=t.int("epochs", lo=1), batch_size=t.int("batch_size", lo=1), lr=t.float("lr", gt=0),
+                lr_drop_epoch=t.int("lr_drop_epoch", lo=0), lr_drop_factor=t.float("lr_drop_factor", gt=0, hi=1),
+                bright=a.float("bright", lo=1.0), dark=a.float("dark", lo=0.0, hi=1.0),
+                eval_batch=c.int("eval_batch", lo=1), test_views=tuple(t.list("test_views", item_type=str, min_len=1)))
+        try:
+            r.views()
+        except ValueError as exc:
+            raise UserError(f"params.yaml: '{t._key('test_views')}': {exc}") from None
+        return r
+
+    @property
+    def plain(self) -> bool:
+        """One view, the image itself: the course's evaluation."""
+        return self.test_views == ("original",)
+
+    def views(self) -> list[View]:
+        return pick_views(self.test_views, self.bright, self.dark)
 
     def scheduler(self, opt: torch.optim.Optimizer):
         """lr × lr_drop_factor every lr_drop_epoch epochs; None at 0 (the course: one constant lr)."""
@@ -197,6 +217,31 @@ def safe_accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batc
     return accuracy(logits, y) if bool(torch.isfinite(logits).all()) else math.nan
 
 
+@torch.no_grad()
+def view_averaged_accuracy(model: torch.nn.Module, x_unit: torch.Tensor, y: torch.Tensor, batch: int,
+                           views: list[View]) -> float:
+    """Top-1 accuracy of the class probabilities averaged over `views` of each [0, 1] image (test-time
+    augmentation); NaN when any output is not finite, as `safe_accuracy`."""
+    probs = []
+    for lo in range(0, len(x_unit), batch):
+        xb = x_unit[lo:lo + batch]
+        probs.append(sum(torch.softmax(model(to_signed(view(xb))), dim=1) for view in views))
+    p = torch.cat(probs)
+    return accuracy(p, y) if bool(torch.isfinite(p).all()) else math.nan
+
+
+class BestState:
+    """The model state at the best value of one metric seen so far (for a second metric beside fit's `select`)."""
+
+    def __init__(self) -> None:
+        self.value, self.epoch, self.state = -math.inf, None, None
+
+    def offer(self, model: torch.nn.Module, epoch: int, value: float) -> None:
+        if math.isfinite(value) and value > self.value:
+            self.value, self.epoch = value, epoch
+            self.state = copy.deepcopy(model.state_dict())
+
+
 def finite(v: float | None) -> float | None:
     return v if v is not None and math.isfinite(v) else None
 
@@ -270,54 +315,102 @@ def run_train(ctx: StageContext) -> None:
     x_tr, y_tr = d.x_train[tr], d.y_train[tr]
     if variant == "augmented":
         x_tr, y_tr = augment_set(x_tr, y_tr, r.bright, r.dark)
-    x_tr, x_va, y_va = to_signed(x_tr), to_signed(d.x_train[va]), d.y_train[va]
-    x_te, y_te = to_signed(d.x_test), d.y_test
+    x_tr, x_va_unit, y_va = to_signed(x_tr), d.x_train[va], d.y_train[va]
+    x_va, x_te_unit, y_te = to_signed(x_va_unit), d.x_test, d.y_test
+    x_te = to_signed(x_te_unit)
     del d
+
+    # With test-time views the model is chosen on their averaged validation accuracy (`val_acc_tta`); the
+    # course's single-view curve (`val_acc`) is kept beside it, with its own best state, so both protocols
+    # come out of one run.
+    views, plain_best = r.views(), BestState()
+    select = "val_acc" if r.plain else "val_acc_tta"
+
+    def evaluate(m, epoch) -> dict:
+        row = {"val_acc": safe_accuracy(m, x_va, y_va, r.eval_batch)}
+        if not r.plain:
+            plain_best.offer(m, epoch, row["val_acc"])
+            row["val_acc_tta"] = view_averaged_accuracy(m, x_va_unit, y_va, r.eval_batch, views)
+        return row
 
     opt = torch.optim.Adam(model.parameters(), lr=r.lr)
     batches = TensorBatches([x_tr, y_tr], r.batch_size, generator=ctx.generator)
     hist = fit(model, opt, batches, cross_entropy, r.epochs, desc=f"cifar_train@{variant}",
-               evaluate=lambda m, _e: {"val_acc": safe_accuracy(m, x_va, y_va, r.eval_batch)}, select="val_acc",
-               scheduler=r.scheduler(opt))
+               evaluate=evaluate, select=select, scheduler=r.scheduler(opt))
     # fit restored the best-validation state: the test set is used once, on the model already chosen.
-    chosen = hist.best if hist.best and finite(hist.best.get("val_acc")) is not None else None
+    chosen = hist.best if hist.best and finite(hist.best.get(select)) is not None else None
     model.eval()
-    test_acc = finite(safe_accuracy(model, x_te, y_te, r.eval_batch)) if chosen else None
+    test_acc = None
+    if chosen:
+        test_acc = finite(safe_accuracy(model, x_te, y_te, r.eval_batch) if r.plain
+                          else view_averaged_accuracy(model, x_te_unit, y_te, r.eval_batch, views))
+    plain = {}
+    if not r.plain:
+        chosen_state = copy.deepcopy(model.state_dict())
+        if plain_best.state is not None:
+            model.load_state_dict(plain_best.state)
+            plain = {"plain_best_val_acc": plain_best.value, "plain_best_epoch": plain_best.epoch,
+                     "plain_test_acc": finite(safe_accuracy(model, x_te, y_te, r.eval_batch))}
+        model.load_state_dict(chosen_state)
     with ctx.plots() as out:
         plot_history(hist.rows, out, f"CIFAR-10 tiny CNN, {variant} training set", ctx.source, name=CURVES,
-                     panels={"cross-entropy (train)": ["train_loss"], "accuracy (%)": ["val_acc"]},
+                     panels={"cross-entropy (train)": ["train_loss"],
+                             "accuracy (%)": ["val_acc"] + ([] if r.plain else ["val_acc_tta"])},
                      diverged_at=hist.diverged_at)
-    ctx.save_checkpoint(ctx.model_path(f"{variant}.pt"), model, config)
+    ctx.save_checkpoint(ctx.model_path(f"{variant}.pt"), model, config,
+                        extra=None if r.plain else {"test_views": list(r.test_views)})
     ctx.write_metrics({
-        "best_val_acc": chosen["val_acc"] if chosen else None, "best_epoch": chosen["epoch"] if chosen else None,
-        "final_val_acc": finite(hist.last.get("val_acc")), "test_acc": test_acc, "epochs": hist.epochs_run,
+        "best_val_acc": chosen[select] if chosen else None, "best_epoch": chosen["epoch"] if chosen else None,
+        "final_val_acc": finite(hist.last.get(select)), "test_acc": test_acc, "epochs": hist.epochs_run,
         "n_train_images": len(x_tr), "n_val": len(y_va), "n_test": len(y_te), **divergence(hist),
-    }, selection=SELECTION_TRAIN)
+        **({} if r.plain else {"test_views": list(r.test_views), **plain}),
+    }, selection=SELECTION_TRAIN if r.plain else SELECTION_TRAIN_TTA)
     samples_per_s = len(x_tr) * hist.epochs_run / max(hist.seconds, 1e-9)
     ctx.time(train_seconds=round(hist.seconds, 1), samples_per_second=round(samples_per_s))
     warn_diverged(ctx, hist)
     log.info("%s: best val acc %s at epoch %s, test acc of that model %s (%.0f samples/s)", variant,
-             chosen and chosen["val_acc"], chosen and chosen["epoch"], test_acc, samples_per_s)
+             chosen and chosen[select], chosen and chosen["epoch"], test_acc, samples_per_s)
 
 
 def run_augment_report(ctx: StageContext) -> None:
     ctx.step = "augment_compare"
     ctx.use_data(DATASET)
     curves = {v: read_curve(PLOTS_ROOT / ctx.family / f"train_{v}" / f"{CURVES}.csv") for v in TRAIN_VARIANTS}
-    rows = join_on_epoch(curves, ("train_loss", "val_acc"))
+    tta = all(rows_v and "val_acc_tta" in rows_v[0] for rows_v in curves.values())
+    acc_columns = ("val_acc_tta", "val_acc") if tta else ("val_acc",)
+    rows = join_on_epoch(curves, ("train_loss",) + acc_columns)
     with ctx.plots() as out:
         plot_history(rows, out, "CIFAR-10 tiny CNN: augmentation study", ctx.source, name="compare",
                      panels={"cross-entropy (train)": [f"{v} train_loss" for v in TRAIN_VARIANTS],
-                             "validation accuracy (%)": [f"{v} val_acc" for v in TRAIN_VARIANTS]})
-    best = {}
-    for v, rows_v in curves.items():
-        accs = [a for a in (r.get("val_acc") for r in rows_v) if finite(a) is not None]
-        best[v] = max(accs) if accs else None
-    gain = None if None in best.values() else best["augmented"] - best["baseline"]
-    ctx.write_metrics({"best_val_acc_baseline": best["baseline"], "best_val_acc_augmented": best["augmented"],
-                       "augmented_gain": gain},
-                      selection="each run's best epoch on the validation images (see train_<variant>.json)")
-    log.info("best val acc: baseline %s, augmented %s (gain %s)", best["baseline"], best["augmented"], gain)
+                             "validation accuracy (%)": [f"{v} {c}" for c in acc_columns for v in TRAIN_VARIANTS]})
+    best = {(v, c): best_of(rows_v, c) for v, rows_v in curves.items() for c in acc_columns}
+
+    def gain(aug_column: str, base_column: str) -> float | None:
+        a, b = best["augmented", aug_column], best["baseline", base_column]
+        return None if a is None or b is None else a - b
+
+    # The first column is the one each run was chosen on: with test-time views both runs are evaluated alike.
+    head = acc_columns[0]
+    metrics = {"best_val_acc_baseline": best["baseline", head], "best_val_acc_augmented": best["augmented", head],
+               "augmented_gain": gain(head, head)}
+    if tta:
+        metrics.update({
+            "test_views": ctx.params.sub("cifar").sub("train").list("test_views", item_type=str, min_len=1),
+            "plain_best_val_acc_baseline": best["baseline", "val_acc"],
+            "plain_best_val_acc_augmented": best["augmented", "val_acc"],
+            "plain_augmented_gain": gain("val_acc", "val_acc"),
+            # augmentation at training and at test time against none at all
+            "tta_augmented_gain_over_plain_baseline": gain("val_acc_tta", "val_acc")})
+    ctx.write_metrics(metrics, selection="each run's best epoch on the validation images (see train_<variant>.json)"
+                      + ("; plain_*: the course's single view" if tta else ""))
+    log.info("best val acc: baseline %s, augmented %s (gain %s)", metrics["best_val_acc_baseline"],
+             metrics["best_val_acc_augmented"], metrics["augmented_gain"])
+
+
+def best_of(rows: list[dict], column: str) -> float | None:
+    """The largest finite value of `column` over a curve's rows (None when there is none)."""
+    values = [a for a in (r.get(column) for r in rows) if finite(a) is not None]
+    return max(values) if values else None
 
 
 # ============================================================================ self-supervision
