@@ -90,7 +90,8 @@ def test_views_by_name_are_the_augmentations_in_the_order_asked():
     assert torch.equal(views["brighter"](x), brighten(x, 1.1))
 
 
-@pytest.mark.parametrize("names", [[], ["original", "original"], ["original", "rotated"]])
-def test_views_refuse_an_empty_list_repeats_and_unknown_names(names):
-    with pytest.raises(ValueError, match="expected distinct names"):
+@pytest.mark.parametrize("names, problem", [([], "none given"), (["original", "original"], r"repeated \['original'\]"),
+                                           (["original", "rotated"], r"unknown \['rotated'\]")])
+def test_views_refuse_an_empty_list_repeats_and_unknown_names(names, problem):
+    with pytest.raises(ValueError, match=problem + "; expected distinct names"):
         pick_views(names, 1.1, 0.9)

@@ -18,7 +18,7 @@ from dlsys.core.context import stage_main
 from dlsys.core.errors import UserError
 from dlsys.core.params import Params
 from dlsys.data.cifar10 import SUBDIR, write_cifar_batches
-from dlsys.features.augment import mirror, to_signed
+from dlsys.features.augment import brighten, mirror, pick_views, to_signed
 from dlsys.tasks import cifar
 
 N_TRAIN, N_TEST, N_VAL, N_LABELLED = 240, 70, 40, 30
@@ -126,32 +126,47 @@ def test_safe_accuracy_counts_argmax_hits_and_is_nan_for_non_finite_logits():
 
 
 class LeftRightModel(torch.nn.Module):
-    """Logits [relu(s), 0.2·relu(−s)] with s = (left half − right half) of the image: confident for an image
-    bright on its left, weakly the other way for its mirror."""
+    """Fixed logits by which half of the image is brighter: [0, 1, −20] for the left, [0, −20, 0.9] for the
+    right. Mean probabilities of an image and its mirror: [0.28, 0.37, 0.36], class 1; mean logits: class 0."""
 
     def forward(self, x):
-        s = (x[..., :16] - x[..., 16:]).sum(dim=(1, 2, 3))
-        return torch.stack([torch.relu(s), 0.2 * torch.relu(-s)], dim=1)
+        left = (x[..., :16].sum(dim=(1, 2, 3)) > x[..., 16:].sum(dim=(1, 2, 3)))[:, None]
+        return torch.where(left, torch.tensor([0.0, 1.0, -20.0]), torch.tensor([0.0, -20.0, 0.9]))
 
 
 def test_view_averaged_accuracy_averages_the_class_probabilities_of_the_views():
-    x = torch.zeros(2, 3, 32, 32)
-    x[0, :, :, :16] = 0.01     # bright on the left: class 0 at p = sigmoid(s) ≈ 0.92
-    x[1, :, :, 16:] = 0.01     # bright on the right: class 1 at p = sigmoid(0.2 s) ≈ 0.62
-    y = torch.tensor([0, 0])
-    model = LeftRightModel()
-    mirrored, both = [mirror], [lambda a: a, mirror]
-    assert cifar.view_averaged_accuracy(model, x, y, 1, [lambda a: a]) == pytest.approx(0.5)
-    assert cifar.view_averaged_accuracy(model, x, y, 1, mirrored) == pytest.approx(0.5)
-    # Averaged, each image's confident view outvotes its weak one: image 0 stays class 0, image 1 turns to 0.
-    assert cifar.view_averaged_accuracy(model, x, y, 1, both) == pytest.approx(1.0)
-    assert cifar.view_averaged_accuracy(model, x, torch.tensor([1, 1]), 2, both) == pytest.approx(0.0)
+    x = torch.zeros(3, 3, 32, 32)
+    x[0, :, :, :16] = 0.5      # brighter on the left
+    x[1:, :, :, 16:] = 0.5     # brighter on the right
+    model, both = LeftRightModel(), [lambda a: a, mirror]
+    y = torch.tensor([1, 2, 2])
+    assert cifar.view_averaged_accuracy(model, x, y, 2, [lambda a: a]) == pytest.approx(1.0)
+    assert cifar.view_averaged_accuracy(model, x, y, 2, [mirror]) == pytest.approx(0.0)
+    # Each image and its mirror give classes 1 and 2: their mean probabilities pick class 1 (mean logits, 0).
+    assert cifar.view_averaged_accuracy(model, x, torch.tensor([1, 1, 1]), 2, both) == pytest.approx(1.0)
     # One view: the same as the course's plain accuracy on the signed images.
-    assert cifar.view_averaged_accuracy(model, x, y, 2, [lambda a: a]) == cifar.safe_accuracy(model, to_signed(x), y, 2)
+    assert cifar.view_averaged_accuracy(model, x, y, 2, both[:1]) == cifar.safe_accuracy(model, to_signed(x), y, 2)
+
+
+def test_views_apply_to_the_unit_range_images_before_the_network_rescales_them():
+    """brighter = min(1.1·x, 1) on [0, 1] images; the same clamp on the [-1, 1] images would differ near white."""
+    torch.manual_seed(0)
+    x = torch.rand(64, 3, 32, 32) * 0.2 + 0.8
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 10))
+    with torch.no_grad():
+        right = model(to_signed(brighten(x, 1.1))).argmax(1)
+        wrong = model(brighten(to_signed(x), 1.1)).argmax(1)
+    assert (right != wrong).any()
+    brighter = pick_views(["brighter"], 1.1, 0.9)
+    assert cifar.view_averaged_accuracy(model, x, right, 16, brighter) == pytest.approx(1.0)
+
+
+def test_view_averaged_accuracy_is_nan_for_non_finite_outputs():
     broken = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 2))
     with torch.no_grad():
         broken[1].bias.fill_(float("inf"))
-    assert math.isnan(cifar.view_averaged_accuracy(broken, x, y, 2, both))
+    x, y = torch.rand(4, 3, 32, 32), torch.tensor([0, 1, 0, 1])
+    assert math.isnan(cifar.view_averaged_accuracy(broken, x, y, 2, [lambda a: a, mirror]))
 
 
 @pytest.mark.parametrize("views", [["original", "flipped"], [], ["mirrored", "mirrored"]])
@@ -218,6 +233,9 @@ def test_train_selects_on_validation_and_tests_only_the_chosen_model(workdir, mo
     assert not saved["diverged"] and saved["config"]["n_classes"] == 10
     assert all(torch.equal(saved["state_dict"][k], v) for k, v in epoch1.items())
     assert m["test_acc"] == pytest.approx(real(_loaded(saved), *_test_set(), 32))
+    # The course's single view: no second protocol in the metrics or the curve.
+    assert not [k for k in m if k.startswith("plain_") or k == "test_views"]
+    assert "val_acc_tta" not in curve("train_baseline")[0]
 
 
 def test_train_with_test_views_selects_on_their_average_and_keeps_the_single_view_protocol(workdir, monkeypatch,
@@ -243,6 +261,7 @@ def test_train_with_test_views_selects_on_their_average_and_keeps_the_single_vie
 
     def views_spy(model, x, y, batch, views):
         assert len(views) == 2 and torch.equal(views[1](x[:1]), mirror(x[:1]))
+        assert x.min() >= 0 and x.max() <= 1, "views are made from the [0, 1] images"
         if len(y) == N_VAL:
             return next(views_val)
         seen["test_views"].append(snapshot(model))

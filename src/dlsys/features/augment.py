@@ -56,8 +56,10 @@ def pick_views(names: Sequence[str], bright: float, dark: float) -> list[View]:
     """The named augmentations, in the order given; refuses unknown or repeated names and an empty list."""
     views = augment_views(bright, dark)
     unknown = [n for n in names if n not in views]
-    if not names or unknown or len(set(names)) != len(names):
-        raise ValueError(f"views {list(names)}: expected distinct names from {list(AUGMENT_NAMES)}")
+    repeated = sorted({n for n in names if list(names).count(n) > 1})
+    if not names or unknown or repeated:
+        problem = (f"unknown {unknown}" if unknown else f"repeated {repeated}" if repeated else "none given")
+        raise ValueError(f"views {list(names)}: {problem}; expected distinct names from {list(AUGMENT_NAMES)}")
     return [views[n] for n in names]
 
 

@@ -319,6 +319,8 @@ def run_train(ctx: StageContext) -> None:
     x_va, x_te_unit, y_te = to_signed(x_va_unit), d.x_test, d.y_test
     x_te = to_signed(x_te_unit)
     del d
+    if r.plain:  # the [0, 1] copies are only needed to make the views
+        x_va_unit = x_te_unit = None
 
     # With test-time views the model is chosen on their averaged validation accuracy (`val_acc_tta`); the
     # course's single-view curve (`val_acc`) is kept beside it, with its own best state, so both protocols
@@ -346,12 +348,13 @@ def run_train(ctx: StageContext) -> None:
                           else view_averaged_accuracy(model, x_te_unit, y_te, r.eval_batch, views))
     plain = {}
     if not r.plain:
-        chosen_state = copy.deepcopy(model.state_dict())
+        plain = {"plain_best_val_acc": None, "plain_best_epoch": None, "plain_test_acc": None}
         if plain_best.state is not None:
+            chosen_state = copy.deepcopy(model.state_dict())
             model.load_state_dict(plain_best.state)
             plain = {"plain_best_val_acc": plain_best.value, "plain_best_epoch": plain_best.epoch,
                      "plain_test_acc": finite(safe_accuracy(model, x_te, y_te, r.eval_batch))}
-        model.load_state_dict(chosen_state)
+            model.load_state_dict(chosen_state)
     with ctx.plots() as out:
         plot_history(hist.rows, out, f"CIFAR-10 tiny CNN, {variant} training set", ctx.source, name=CURVES,
                      panels={"cross-entropy (train)": ["train_loss"],
